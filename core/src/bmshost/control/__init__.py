@@ -1,0 +1,1 @@
+"""Built-in control stages: CVL, CCL/DCL, SoC, derived values, history, alarms, disconnect."""

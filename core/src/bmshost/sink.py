@@ -1,0 +1,108 @@
+"""The output-sink contract: where each battery's state goes (Venus D-Bus, MQTT, the console).
+
+The host calls ``publish`` once per battery and poll cycle, from the event loop: it must not
+block (queue work and return). Writes coming back from a sink's users (a D-Bus SetValue, an MQTT
+command) go through ``BatteryHandle.submit``, which validates them against the battery's
+capabilities exactly once for every sink.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import attrs
+
+from bmshost.capabilities import Capability
+from bmshost.model import Command, CommandResult, Derived, Identity, Limits, Sample
+
+
+@attrs.define(slots=True, kw_only=True)
+class BatteryUpdate:
+    """What a sink receives each cycle."""
+
+    t: float  # wall-clock time (time.time()) of the cycle
+    sample: Sample | None  # the latest good sample (kept while offline), None before the first
+    fresh: bool  # True when ``sample`` was read in this cycle
+    online: bool  # the last read succeeded
+    stale: bool  # no good read for longer than the staleness timeout
+    limits: Limits | None = None
+    derived: Derived | None = None
+    link_health: dict[str, Any] | None = None  # e.g. rssi, reconnects, seconds since last frame
+    connection_info: str = ""  # human text: "Connected", "Lost for 42 s", ...
+
+    def to_json_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"t": round(self.t, 3), "online": self.online, "stale": self.stale}
+        if self.sample is not None:
+            out.update(self.sample.to_json_dict())
+        if self.limits is not None:
+            out["limits"] = self.limits.to_json_dict()
+        if self.derived is not None:
+            derived = self.derived.to_json_dict()
+            if derived:
+                out["derived"] = derived
+        if self.link_health:
+            out["link"] = self.link_health
+        return out
+
+
+class BatteryHandle(Protocol):
+    """The battery as a sink sees it."""
+
+    @property
+    def name(self) -> str: ...  # config name or unique id
+    @property
+    def identity(self) -> Identity: ...
+    @property
+    def capabilities(self) -> frozenset[Capability]: ...
+    @property
+    def connection(self) -> str: ...  # "Serial /dev/ttyUSB0", "BLE AA:BB:...", ...
+    @property
+    def latest(self) -> BatteryUpdate | None: ...
+
+    def submit(self, command: Command) -> Awaitable[CommandResult]:
+        """Validate and perform a write. Never raises; the result says why a write was refused."""
+        ...
+
+    def stage_command(self, name: str, value: Any) -> bool:
+        """Forward a command to the control stages (history clear, SoC reset of the counter)."""
+        ...
+
+
+class Sink(ABC):
+    """An output. One instance per configured ``[sinks.<name>]`` section, serving every battery."""
+
+    name: str = "?"
+
+    async def start(self) -> None:  # noqa: B027 - optional
+        """Connect (bus, broker). Failing here should log and retry, not raise, when the outage
+        is transient; raise ``BmshostError`` only for configuration mistakes."""
+
+    def add_battery(self, battery: BatteryHandle) -> None:  # noqa: B027 - optional
+        """A battery joined (called before its first publish)."""
+
+    @abstractmethod
+    def publish(self, battery: BatteryHandle, update: BatteryUpdate) -> None: ...
+
+    async def stop(self) -> None:  # noqa: B027 - optional
+        """Flush and disconnect."""
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class SinkSpec:
+    name: str
+    factory: Any  # Callable[[SinkContext], Sink] or lazy "module:attr"
+    options: type | None = None  # attrs class for [sinks.<name>]
+    description: str = ""
+
+
+@attrs.define(slots=True, kw_only=True)
+class SinkContext:
+    options: Any
+    json_mode: bool = False  # the console sink's --json
+    state_dir: str = ""  # where a sink may persist files (atomically)
+    extra: dict[str, Any] = attrs.field(factory=dict)
+
+
+SinkFactory = Callable[[SinkContext], Sink]

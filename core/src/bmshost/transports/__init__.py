@@ -1,0 +1,1 @@
+"""Built-in links: in-process simulators and capture replay."""

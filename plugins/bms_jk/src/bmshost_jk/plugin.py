@@ -1,0 +1,1 @@
+"""Hook implementations of bmshost_jk (being built)."""

@@ -1,0 +1,1 @@
+"""bmshost_sink_venus."""

@@ -1,0 +1,1 @@
+"""Hook implementations of bmshost_transport_can (being built)."""

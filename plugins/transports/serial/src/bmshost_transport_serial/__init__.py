@@ -1,0 +1,1 @@
+"""bmshost_transport_serial."""
