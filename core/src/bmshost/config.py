@@ -25,7 +25,9 @@ _positive = attrs.validators.gt(0)
 
 def _level(_: object, attribute: attrs.Attribute[Any], value: str) -> None:
     if value.lower() not in ("debug", "info", "warning", "error", "critical"):
-        raise ValueError(f"log level must be debug, info, warning, error or critical, not {value!r}")
+        raise ValueError(
+            f"'{attribute.name}' must be debug, info, warning, error or critical, not {value!r}"
+        )
 
 
 @attrs.define(kw_only=True)

@@ -69,6 +69,7 @@ def _format_exception(exc: BaseException, type_: Any) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+_FIELD_MSG = re.compile(r"^'(?P<field>\w+)' (?P<rest>.*)$", re.S)
 _PATH = re.compile(r"^(?P<msg>.*) @ \$(?P<path>.*)$", re.S)
 
 
@@ -97,6 +98,11 @@ def structure(data: Any, cls: type[T], path: str = "") -> T:
                 problems.append(f"{path or '(top level)'}: {line}")
                 continue
             msg, sub = m.group("msg"), m.group("path")
+            # attrs validators run in __init__ and name their field: "'x' must be > 0: -1".
+            fm = _FIELD_MSG.match(msg)
+            if fm:
+                sub = f"{sub}.{fm.group('field')}"
+                msg = fm.group("rest")
             if msg.startswith("unknown key(s): "):
                 for key in msg.removeprefix("unknown key(s): ").split(", "):
                     problems.append(f"{_path_join(path, sub + '.' + key)}: unknown key")

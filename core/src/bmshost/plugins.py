@@ -40,7 +40,7 @@ REGISTRATION_HOOKS: tuple[tuple[str, str], ...] = (
     ("bmshost_register_commands", "commands"),
 )
 BUILTIN_MODULES: tuple[str, ...] = ("bmshost.builtins",)
-SELECTIVE_KINDS = ("driver", "transport", "sink")
+SELECTIVE_KINDS = ("driver", "transport", "sink", "cli")
 
 
 @attrs.define
@@ -63,6 +63,7 @@ class Selection:
     drivers: frozenset[str] | None = None
     schemes: frozenset[str] | None = None
     sinks: frozenset[str] | None = None
+    commands: frozenset[str] | None = None
 
     def wants(self, ep_name: str) -> bool:
         kind, _, what = ep_name.partition(".")
@@ -72,6 +73,8 @@ class Selection:
             return what in self.schemes
         if kind == "sink" and self.sinks is not None:
             return what in self.sinks
+        if kind == "cli" and self.commands is not None:
+            return what in self.commands
         return True
 
 
@@ -132,7 +135,11 @@ class PluginManager:
             self._register_module(module.__name__, module, None)
 
         loaded_modules: dict[str, str] = {}
-        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        # Provider entry points first, so a module's status is named after what it provides.
+        ordered = sorted(
+            entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name.startswith("cli."), e.name)
+        )
+        for ep in ordered:
             if not selection.wants(ep.name):
                 continue
             if _matches(block_list, ep, ep.value):
@@ -144,20 +151,21 @@ class PluginManager:
             if ep.value in loaded_modules:  # several entry points, one module (transport schemes)
                 continue
             loaded_modules[ep.value] = ep.name
+            dist_name = ep.dist.name if ep.dist else ep.name
             status = PluginStatus(
-                name=ep.name,
+                name=dist_name if dist_name not in self.status else ep.name,
                 module=ep.value,
                 distribution=ep.dist.name if ep.dist else "?",
                 version=ep.dist.version if ep.dist else "",
             )
-            self.status[ep.name] = status
+            self.status[status.name] = status
             try:
                 module = ep.load()
             except Exception as exc:  # any import failure must not take the host down
                 status.error = f"import failed: {type(exc).__name__}: {exc}"
                 log.error("plugin %s (%s) skipped: %s", ep.name, status.distribution, status.error)
                 continue
-            self._register_module(ep.name, module, status)
+            self._register_module(status.name, module, status)
 
         self._call_registrations()
         # Safety net: every remaining implementation must match a hookspec.

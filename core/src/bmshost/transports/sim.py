@@ -137,7 +137,7 @@ def build_simulator(driver: str, params: Mapping[str, str], registries: Any = No
     if variant.simulator is None:
         raise LinkError(f"sim:{driver}: variant {variant.name!r} has no simulator")
     factory = resolve(variant.simulator)
-    kwargs = {k: _num(v) for k, v in params.items() if k != "variant"}
+    kwargs = {k: _num(v) for k, v in params.items() if k not in ("variant", "speed")}
     try:
         sim: Simulator = factory(**kwargs)
     except TypeError as exc:
@@ -160,6 +160,13 @@ def open_sim_link(
 ) -> StreamLink | CanLink:
     """Transport factory for ``sim:<driver>?...`` URLs."""
     sim = simulator or build_simulator(url.target, url.params, registries)
+    speed = url.float_param("speed", 1.0)  # simulated seconds per real second (demos)
+    if speed != 1.0:
+        base = clock
+
+        def clock() -> float:
+            return base() * speed
+
     if sim.kind == "can":
         return SimCanLink(url, sim, clock)
     return SimStreamLink(url, sim, clock)
