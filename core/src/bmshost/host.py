@@ -84,7 +84,7 @@ class Host:
                 stage_specs,
                 variant.capabilities,
                 self.config.control,
-                state,
+                state.sections,
                 battery_id=safe,
             )
             self.batteries.append(

@@ -34,6 +34,6 @@ def prepare_dict(data: dict[str, Any], source: str = "<command line>") -> tuple[
 DEMO_CONFIG: dict[str, Any] = {
     "host": {"poll_interval": 1.0},
     # speed=30: the simulated pack lives 30 s per real second, so the demo visibly charges.
-    "batteries": [{"driver": "jbd", "port": "sim:jbd?cells=16&speed=30", "name": "demo"}],
+    "batteries": [{"driver": "jbd", "port": "sim:jbd?cells=16&capacity=100&current=40&speed=30", "name": "demo"}],
     "sinks": {"console": {}},
 }

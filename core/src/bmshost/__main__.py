@@ -1,0 +1,5 @@
+"""``python -m bmshost``."""
+
+from bmshost.cli import main
+
+raise SystemExit(main())

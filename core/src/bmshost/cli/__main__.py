@@ -1,0 +1,5 @@
+"""``python -m bmshost.cli``."""
+
+from bmshost.cli import main
+
+raise SystemExit(main())
