@@ -89,6 +89,7 @@ class Battery:
         self.session: Session | None = None
         self.connected = False
         self.static = Sample()
+        self._has_static = False
         self.last_sample: Sample | None = None
         self.last_good: float | None = None
         self.latest: BatteryUpdate | None = None
@@ -241,7 +242,7 @@ class Battery:
             self.log.info("BMS answers again after %d failed reads", self.failures)
         self.failures = 0
         self.backoff = self.host.reconnect_min
-        return self.static.merge(fresh).fill_derived() if self.static.to_json_dict() else fresh.fill_derived()
+        return (self.static.merge(fresh) if self._has_static else fresh).fill_derived()
 
     async def _connect(self, now: float) -> bool:
         try:
@@ -300,6 +301,7 @@ class Battery:
         if not updates:
             return
         self.static = self.static.merge(Sample(**updates))
+        self._has_static = True
         serial = self.static.serial_number
         if serial and serial != self._identity.serial_number:
             self._identity = Identity(

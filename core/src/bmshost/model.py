@@ -87,7 +87,9 @@ SAMPLE_FIELDS: tuple[str, ...] = (
 )
 
 
-@attrs.define(slots=True, kw_only=True)
+# on_setattr=NO_OP: validators run at construction only; the poll loop assigns fields freely and
+# attrs' per-assignment hooks would cost more than the rest of a cycle's bookkeeping.
+@attrs.define(slots=True, kw_only=True, on_setattr=attrs.setters.NO_OP)
 class Sample:
     """One read of a battery. Every field is optional; ``None`` means "the BMS did not say"."""
 
@@ -128,17 +130,17 @@ class Sample:
         Several frames of one read (basic info + cells + version) each give a partial sample;
         merging them gives the read's sample. Alarms and extras are merged key by key.
         """
-        out = attrs.evolve(self)
+        values: dict[str, Any] = {}
         for name in SAMPLE_FIELDS:
-            value = getattr(other, name)
-            if value is None:
-                continue
-            if name in ("alarms", "extra") and getattr(out, name):
-                merged = dict(getattr(out, name))
-                merged.update(value)
-                value = merged
-            setattr(out, name, value)
-        return out
+            mine = getattr(self, name)
+            theirs = getattr(other, name)
+            if theirs is None:
+                values[name] = mine
+            elif mine and name in ("alarms", "extra"):
+                values[name] = {**mine, **theirs}
+            else:
+                values[name] = theirs
+        return Sample(**values)
 
     def fill_derived(self) -> Sample:
         """Fill values that follow from others (power) without inventing data."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from bmshost.errors import FrameError
@@ -26,7 +26,6 @@ def _parse(frame: bytes) -> None:
         pass
 
 
-@settings(max_examples=400)
 @given(st.binary(max_size=120))
 def test_random_bytes(data: bytes) -> None:
     _parse(data)
@@ -36,7 +35,6 @@ def test_random_bytes(data: bytes) -> None:
         _parse(frame)
 
 
-@settings(max_examples=400)
 @given(st.sampled_from(VALID), st.data())
 def test_mutated_valid_frames(frame: bytes, data: st.DataObject) -> None:
     mutated = bytearray(frame)
@@ -52,7 +50,6 @@ def test_mutated_valid_frames(frame: bytes, data: st.DataObject) -> None:
     _parse(bytes(mutated))
 
 
-@settings(max_examples=300)
 @given(st.binary(min_size=0, max_size=80), st.integers(0, 0xFF))
 def test_checksummed_garbage_payloads(payload: bytes, reg: int) -> None:
     """Frames with a valid envelope and checksum but arbitrary content still fail cleanly."""

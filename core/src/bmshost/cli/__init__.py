@@ -6,13 +6,35 @@ configuration error (nothing was started).
 
 from __future__ import annotations
 
-import argparse
-import logging
+import os
 import sys
-from collections.abc import Callable, Sequence
 
-from bmshost import __version__
-from bmshost.errors import ConfigError
+
+def _asyncio_without_tls() -> None:
+    """Import asyncio without its optional ``ssl`` import (about 6 MB resident on a GX device).
+
+    bmshost never uses asyncio's own TLS (MQTT TLS is paho's, which imports ``ssl`` itself when
+    a TLS sink is configured). ``BMSHOST_ASYNCIO_TLS=1`` keeps the normal behaviour for a plugin
+    that needs asyncio TLS.
+    """
+    if "asyncio" in sys.modules or "ssl" in sys.modules or os.environ.get("BMSHOST_ASYNCIO_TLS"):
+        return
+    sys.modules["ssl"] = None  # type: ignore[assignment]  # "not importable": asyncio falls back
+    try:
+        import asyncio  # noqa: F401
+    finally:
+        if sys.modules.get("ssl") is None:
+            del sys.modules["ssl"]
+
+
+_asyncio_without_tls()
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
+
+from bmshost import __version__  # noqa: E402
+from bmshost.errors import ConfigError  # noqa: E402
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 

@@ -12,7 +12,18 @@ import importlib
 
 from bmshost.registry import StageRegistry
 
-STAGE_MODULES: tuple[str, ...] = ()
+STAGE_MODULES: tuple[str, ...] = (
+    "bmshost.control.alarms",
+    "bmshost.control.clamp",
+    "bmshost.control.current",
+    "bmshost.control.currents",
+    "bmshost.control.cvl",
+    "bmshost.control.derived",
+    "bmshost.control.disconnect",
+    "bmshost.control.history",
+    "bmshost.control.soc",
+    "bmshost.control.temperature",
+)
 
 
 def register_stages(registry: StageRegistry) -> None:

@@ -252,7 +252,11 @@ PARSERS = {
 
 def parse_response(frame: bytes) -> Sample:
     """Validate and parse any known read reply; write acks give an empty sample."""
-    reg, data = split_response(frame)
+    return parse_data(*split_response(frame))
+
+
+def parse_data(reg: int, data: bytes) -> Sample:
+    """Parse the data of a validated reply for register ``reg``."""
     parser = PARSERS.get(reg)
     if parser is None:
         if not data:

@@ -21,16 +21,15 @@ class JbdSession(Session):
             raise LinkError(f"{self.link.description}: JBD needs a byte-stream link")
         return self.link
 
-    async def _transact(self, request: bytes) -> bytes:
-        """One request, one validated reply; ``ctx.retries`` extra attempts on any failure."""
+    async def _transact(self, request: bytes) -> tuple[int, bytes]:
+        """One request, one validated reply ``(register, data)``; ``ctx.retries`` extra attempts."""
         link = self._stream()
         last: Exception | None = None
         for _attempt in range(self.ctx.retries + 1):
             try:
                 async with link.exclusive():
                     frame = await link.request(request, codec.find_frame, self.ctx.timeout)
-                codec.split_response(frame)
-                return frame
+                return codec.split_response(frame)
             except (LinkError, FrameError) as exc:
                 last = exc
                 self.log.debug("JBD request %s failed: %s", request.hex(), exc)
@@ -38,7 +37,7 @@ class JbdSession(Session):
         raise last
 
     async def _read_register(self, request: bytes) -> Sample:
-        return codec.parse_response(await self._transact(request))
+        return codec.parse_data(*await self._transact(request))
 
     async def connect(self) -> Sample:
         info = await self._read_register(codec.READ_HARDWARE)
@@ -86,8 +85,7 @@ class JbdSession(Session):
         await self._transact(codec.write_register(reg, value))
 
     async def _set_balancer(self, enable: bool) -> None:
-        frame = await self._transact(codec.build_request(codec.REG_FUNCTION_CONFIG))
-        _, data = codec.split_response(frame)
+        _, data = await self._transact(codec.build_request(codec.REG_FUNCTION_CONFIG))
         if len(data) != 2:
             raise FrameError("JBD function config register should hold 2 bytes")
         value = int.from_bytes(data, "big")

@@ -63,14 +63,21 @@ class JbdSimulator(Simulator):
         self.offsets = [0.004 * math.sin(i * 1.7) for i in range(cells)]
         self.temps = [22.0 + 0.5 * i for i in range(ntc)]
         self._buf = bytearray()
+        self._cells: list[float] = []
+        self._cells_key: tuple[float, float, tuple[float, ...]] | None = None
         self._t = 0.0
         self.requests = 0
 
     # -- physics -------------------------------------------------------------------------------
 
     def cell_voltages(self) -> list[float]:
-        sag = 0.0006 * self.current  # internal resistance effect
-        return [round(_ocv(self.soc) + off + sag, 3) for off in self.offsets]
+        key = (self.soc, self.current, tuple(self.offsets))
+        if key != self._cells_key:  # the curve lookup is the simulator's only real cost
+            sag = 0.0006 * self.current  # internal resistance effect
+            base = _ocv(self.soc) + sag
+            self._cells = [round(base + off, 3) for off in self.offsets]
+            self._cells_key = key
+        return list(self._cells)
 
     def tick(self, dt: float) -> None:
         self._t += dt
