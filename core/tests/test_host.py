@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from pathlib import Path
 from typing import Any
 
 import pytest
-
 from bmshost.cli.common import prepare_dict
 from bmshost.host import Host
 from bmshost.model import Command, CommandKind
@@ -85,7 +85,7 @@ async def test_unreachable_port_retries_with_backoff_and_never_raises(tmp_path: 
         if battery.reconnects != before:
             attempts.append(clock.t)
         clock.t += 1.0
-    gaps = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
     assert 5 <= len(attempts) <= 20
     assert max(gaps) <= 8.0 * 1.2 + 1  # capped back-off (with jitter)
     assert gaps[-1] > gaps[0]
@@ -106,7 +106,7 @@ async def test_one_broken_battery_does_not_disturb_another(tmp_path: Path) -> No
 
 
 async def test_submit_validates_then_writes(tmp_path: Path) -> None:
-    host, sink, clock = _host(tmp_path, [{"driver": "jbd", "port": "sim:jbd?cells=4", "name": "a"}])
+    host, _, clock = _host(tmp_path, [{"driver": "jbd", "port": "sim:jbd?cells=4", "name": "a"}])
     battery = host.batteries[0]
     await _cycles(host, clock, 1)
     sim = battery.shared.link.simulator  # type: ignore[attr-defined]

@@ -20,7 +20,7 @@ from bmshost.plugins import Selection
 from bmshost.registry import Registries
 from bmshost.url import LinkUrl, parse_link_url
 
-_positive = attrs.validators.gt(0)
+_positive = attrs.validators.gt(0.0)
 
 
 def _level(_: object, attribute: attrs.Attribute[Any], value: str) -> None:
@@ -41,7 +41,9 @@ class HostOptions:
     reconnect_max: float = attrs.field(default=60.0, validator=_positive)  # back-off cap, s
     state_dir: str = ""  # default: $BMSHOST_STATE_DIR or ~/.local/state/bmshost
     log_level: str = attrs.field(default="info", validator=_level)
-    log_levels: dict[str, str] = attrs.field(factory=dict)  # logger name -> level
+    log_levels: dict[str, str] = attrs.field(  # logger name -> level
+        factory=dict, validator=attrs.validators.deep_mapping(attrs.validators.instance_of(str), _level)
+    )
 
 
 @attrs.define(kw_only=True)

@@ -120,11 +120,11 @@ class Session(ABC):
     async def execute(self, command: Command) -> None:
         raise UnsupportedCommand(f"{command.kind.value} is not supported by this driver")
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional hook
         """Release per-session resources (the host closes the link itself)."""
 
 
-class Simulator(ABC):
+class Simulator(ABC):  # noqa: B024 - stream and CAN simulators implement different methods
     """A device-side model of a protocol with pack state, for tests, demos and `simulate`.
 
     Stream simulators implement ``feed`` (bytes in → reply bytes out, buffering partial input);

@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"bmshost decode: no {spec.name} variant decodes {'CAN' if is_can else 'byte'} frames", file=sys.stderr)
                 return 1
             variant = kind[0]
+    assert variant is not None
     if variant.decoder is None:
         print(f"bmshost decode: variant {variant.name!r} has no decoder", file=sys.stderr)
         return 2

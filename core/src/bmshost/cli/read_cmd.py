@@ -75,7 +75,8 @@ async def _read_once(config: object, plugins: object, args: argparse.Namespace) 
             from bmshost.capture import write_capture
 
             write_capture(args.capture, driver.name, variant.name, link, recorder)
-    return sample.fill_derived()
+    result: Sample = sample.fill_derived()
+    return result
 
 
 def format_table(sample: Sample) -> str:

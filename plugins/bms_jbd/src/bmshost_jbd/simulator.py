@@ -7,6 +7,7 @@ honoured. ``silent`` makes it stop answering, for staleness tests.
 
 from __future__ import annotations
 
+import itertools
 import math
 import struct
 
@@ -22,7 +23,7 @@ _OCV = ((0, 2.80), (5, 3.10), (10, 3.20), (20, 3.25), (40, 3.28), (60, 3.30), (8
 
 def _ocv(soc: float) -> float:
     soc = min(100.0, max(0.0, soc))
-    for (s0, v0), (s1, v1) in zip(_OCV, _OCV[1:], strict=False):
+    for (s0, v0), (s1, v1) in itertools.pairwise(_OCV):
         if soc <= s1:
             return v0 + (v1 - v0) * (soc - s0) / (s1 - s0)
     return _OCV[-1][1]
@@ -85,7 +86,7 @@ class JbdSimulator(Simulator):
         if (flowing > 0 and not self.charge_fet) or (flowing < 0 and not self.discharge_fet):
             flowing = 0.0
         self.soc = min(100.0, max(0.0, self.soc + flowing * dt / 3600 / self.capacity * 100))
-        if self.cycle_current and (self.soc >= 99.5 and self.current > 0 or self.soc <= 10 and self.current < 0):
+        if self.cycle_current and ((self.soc >= 99.5 and self.current > 0) or (self.soc <= 10 and self.current < 0)):
             self.current = -self.current
         self._update_protection()
 
