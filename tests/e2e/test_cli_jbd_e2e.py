@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import IO
 
 import pytest
-
 from bmshost_jbd.simulator import JbdSimulator
 
 pytestmark = pytest.mark.e2e
@@ -193,3 +192,24 @@ def test_plugins_listing_and_matrix() -> None:
     data = json.loads(listing.stdout)
     jbd = next(p for p in data if p["name"] == "bmshost-jbd")
     assert "soc_reset" in jbd["drivers"][0]["variants"]["serial"]
+
+
+def test_simulate_over_tcp_and_read_through_a_gateway_url() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = _spawn("simulate", "jbd", "--tcp", str(port), "--set", "cells=8", "--set", "current=0")
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == f"tcp://127.0.0.1:{port}"
+        out = subprocess.run(
+            [*BMSHOST, "read", "--driver", "jbd", "--port", f"tcp://127.0.0.1:{port}", "--json"],
+            capture_output=True, text=True, timeout=30,
+        )
+        assert out.returncode == 0, out.stderr
+        assert len(json.loads(out.stdout)["cell_voltages"]) == 8
+    finally:
+        proc.terminate()
+        proc.wait(5)
