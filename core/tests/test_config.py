@@ -43,7 +43,7 @@ def test_unknown_keys_name_their_path() -> None:
 
 
 def test_ranges_and_types() -> None:
-    assert _problems({"host": {"poll_interval": -1}}) == ["host.poll_interval: must be > 0: -1.0"]
+    assert _problems({"host": {"poll_interval": -1}}) == ["host.poll_interval: must be > 0.0: -1.0"]
     assert _problems({"host": {"retries": 1.5}}) == ["host.retries: expected an integer, got 1.5"]
     assert _problems({"host": {"retries": True}}) == ["host.retries: expected an integer, got True"]
     (problem,) = _problems({"host": {"log_level": "loud"}})

@@ -71,6 +71,7 @@ class Battery:
         host: HostOptions,
         pipeline: Any,
         state: BatteryState,
+        pipeline_factory: Callable[[frozenset[Capability]], Any] | None = None,
         sinks: Sequence[Sink],
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
@@ -81,6 +82,7 @@ class Battery:
         self.shared = shared
         self.host = host
         self.pipeline = pipeline
+        self.pipeline_factory = pipeline_factory
         self.state = state
         self.sinks = list(sinks)
         self.clock = clock
@@ -106,6 +108,10 @@ class Battery:
         self._identity = Identity(
             driver=driver.name, variant=variant.name, port=config.port, address=config.address
         )
+        # The pipeline's clock: epoch seconds that advance with the monotonic clock. Persisted
+        # timestamps (last full charge, SoC-reset time) survive restarts, and a wall-clock step
+        # (NTP at boot) cannot shorten a hold or a ramp while the process runs.
+        self._epoch_offset = wall() - clock()
 
     # -- BatteryHandle -------------------------------------------------------------------------
 
@@ -191,7 +197,7 @@ class Battery:
         step = None
         if self.pipeline is not None:
             try:
-                step = self.pipeline.run(now, sample)
+                step = self.pipeline.run(now + self._epoch_offset, sample)
             except Exception:
                 self.log.exception("control pipeline failed; limits withheld this cycle")
         if step is not None:
@@ -265,7 +271,12 @@ class Battery:
             self._schedule_reconnect(now, exc)
             self.session = None
             return False
-        self._capabilities = self.session.capabilities
+        if self.session.capabilities != self._capabilities:
+            self._capabilities = self.session.capabilities
+            if self.pipeline_factory is not None:
+                # The driver knows more after connecting (no MOSFET sensor, no BMS limits):
+                # rebuild so the stages match; persisted state lives in the store and carries over.
+                self.pipeline = self.pipeline_factory(self._capabilities)
         self._remember_static(first)
         self._next_slow = now + self.host.slow_poll_interval
         self.log.info("connected to %s on %s", self.driver.name, self.connection)

@@ -20,7 +20,7 @@ import json
 import math
 import sys
 from collections.abc import Iterable, Sequence
-from typing import IO, Any
+from typing import IO, Any, TypeGuard
 
 from bmshost.capabilities import BASIC, Capability
 from bmshost.config import load_config_file
@@ -75,7 +75,7 @@ class TraceError(ValueError):
     """A trace line is not valid; the message starts with ``line N:``."""
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 

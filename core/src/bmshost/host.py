@@ -16,6 +16,7 @@ from typing import Any
 
 from bmshost.battery import Battery, SharedLink
 from bmshost.config import Config
+from bmshost.control.pipeline import build_pipeline
 from bmshost.errors import ConfigError
 from bmshost.lazy import resolve
 from bmshost.link import BaseLink, CaptureRecorder
@@ -78,15 +79,14 @@ class Host:
             battery_key = bc.name or f"{driver.name}_{bc.url.raw}_{bc.address}"
             safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in battery_key)
             state = BatteryState(self.state_dir / f"{safe}.json")
-            from bmshost.control.pipeline import build_pipeline
+            def make_pipeline(
+                capabilities: frozenset[Any], state: BatteryState = state, battery_id: str = safe
+            ) -> Any:
+                return build_pipeline(
+                    stage_specs, capabilities, self.config.control, state.sections, battery_id=battery_id
+                )
 
-            pipeline = build_pipeline(
-                stage_specs,
-                variant.capabilities,
-                self.config.control,
-                state.sections,
-                battery_id=safe,
-            )
+            pipeline = make_pipeline(variant.capabilities)
             self.batteries.append(
                 Battery(
                     config=bc,
@@ -95,6 +95,7 @@ class Host:
                     shared=shared,
                     host=self.config.host,
                     pipeline=pipeline,
+                    pipeline_factory=make_pipeline,
                     state=state,
                     sinks=self.sinks,
                     clock=self.clock,

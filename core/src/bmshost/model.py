@@ -204,6 +204,8 @@ class Limits:
     dcl_set_by: str | None = None
     allow_to_charge: bool | None = None
     allow_to_discharge: bool | None = None
+    max_charge_cell_voltage: float | None = None  # V, /Info/MaxChargeCellVoltage
+    battery_low_voltage: float | None = None  # V, /Info/BatteryLowVoltage (min cell × cells)
 
     def to_json_dict(self) -> dict[str, Any]:
         return {k: v for k, v in attrs.asdict(self).items() if v is not None}
@@ -316,6 +318,8 @@ class Derived:
     battery_temperature: float | None = None  # selected/calibrated sensor mean
     min_temperature: float | None = None
     max_temperature: float | None = None
+    min_temperature_id: str | None = None  # name of the sensor holding the minimum
+    max_temperature_id: str | None = None
     history: History | None = None
     alarms: dict[str, int] | None = None  # driver-raised alarms (merged with the BMS's)
 

@@ -123,8 +123,8 @@ class CvlStage(Stage):
             if o.use_bms_dvcc_values and bms_cvl is not None and 0.0 < bms_cvl < max_v:
                 max_v = round(bms_cvl, 2)
         float_v = self._float_v if self._float_v < max_v else max_v
-        notes["max_charge_cell_voltage"] = round(max_v / stats.count, 3)
-        notes["battery_low_voltage"] = self._min_v
+        step.limits.max_charge_cell_voltage = round(max_v / stats.count, 3)
+        step.limits.battery_low_voltage = self._min_v
         last = self.soc_reset_last
         notes["suppress_high_voltage_alarms"] = self.soc_reset_requested or (
             last is not None and 0.0 <= t - last < ALARM_SUPPRESS_AFTER_RESET

@@ -214,6 +214,8 @@ class HistoryStage(Stage):
                     v["discharged_energy_wh"] -= power * hours
         current = derived.current
         voltage = sample.voltage
+        if voltage is not None and not math.isfinite(voltage):
+            voltage = None  # a garbled reading is no reading
         self._prev_t = t
         self._prev_current = current
         self._prev_power = (
@@ -246,12 +248,16 @@ class HistoryStage(Stage):
             elif soc > FULL_DISCHARGE_REARM_SOC:
                 v["full_discharge_armed"] = True
 
-        if voltage is not None and math.isfinite(voltage):
+        if voltage is not None:
             self._extremes("minimum_voltage", "maximum_voltage", voltage, voltage)
         cells = sample.cell_voltages
         if cells:
-            low, high = min(cells), max(cells)
-            if not (low > 0 and high <= self._ceiling):  # skip missing and implausible cells
+            try:
+                low, high = min(cells), max(cells)
+                plausible = low > 0 and high <= self._ceiling
+            except TypeError:  # a missing (None) cell among them
+                plausible = False
+            if not plausible:  # skip missing and implausible cells
                 good = [c for c in cells if c is not None and 0 < c <= self._ceiling]
                 low, high = (min(good), max(good)) if good else (None, None)
             if low is not None and high is not None:

@@ -10,8 +10,8 @@ The reference adjusted the stored reading in place every cycle, so a BMS module 
 refresh a reading got the adjustment applied again and again (§9 item 17). Here the driver's
 sample is never changed: the cycle's ``step.sample`` is replaced by a calibrated copy, so the
 limit stages and sinks all see calibrated values and the next cycle starts from raw values again.
-The names of the sensors holding the extremes go to ``step.notes["min_temperature_name"]`` /
-``["max_temperature_name"]``.
+The names of the sensors holding the extremes go to ``step.derived.min_temperature_id`` /
+``max_temperature_id`` (Venus ``/System/MinTemperatureCellId`` / ``MaxTemperatureCellId``).
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ import attrs
 
 from bmshost.stage import Stage, StageContext, StageSpec, Step
 
-NOTE_MIN_NAME = "min_temperature_name"
-NOTE_MAX_NAME = "max_temperature_name"
 
 _IDENTITY = (0.0, 1.0)
 
@@ -143,8 +141,8 @@ class TemperatureStage(Stage):
         derived.battery_temperature = round(total / used, 1)
         derived.min_temperature = low
         derived.max_temperature = high
-        step.notes[NOTE_MIN_NAME] = self._names[low_i]
-        step.notes[NOTE_MAX_NAME] = self._names[high_i]
+        step.derived.min_temperature_id = self._names[low_i]
+        step.derived.max_temperature_id = self._names[high_i]
 
 
 SPECS: list[StageSpec] = [

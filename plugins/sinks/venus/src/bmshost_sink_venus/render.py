@@ -186,8 +186,9 @@ def _system(
         lo_t, hi_t = min(temps), max(temps)
         out["/System/MinCellTemperature"] = _r(_first(d.min_temperature, lo_t), 1)
         out["/System/MaxCellTemperature"] = _r(_first(d.max_temperature, hi_t), 1)
-        out["/System/MinTemperatureCellId"] = f"Temp {temps.index(lo_t) + 1}"
-        out["/System/MaxTemperatureCellId"] = f"Temp {temps.index(hi_t) + 1}"
+        # The temperature stage names the sensors (configured names); else number them.
+        out["/System/MinTemperatureCellId"] = d.min_temperature_id or f"Temp {temps.index(lo_t) + 1}"
+        out["/System/MaxTemperatureCellId"] = d.max_temperature_id or f"Temp {temps.index(hi_t) + 1}"
     else:
         out["/System/MinCellTemperature"] = _r(d.min_temperature, 1)
         out["/System/MaxCellTemperature"] = _r(d.max_temperature, 1)
@@ -208,11 +209,13 @@ def _limits(
     dcl = face.last_dcl if dcl is None else dcl
     face.last_ccl, face.last_dcl = ccl, dcl
     cells = len(s.cell_voltages or [])
-    out["/Info/BatteryLowVoltage"] = _r(s.bms_discharge_voltage_limit, 2)
+    low = lim.battery_low_voltage if lim.battery_low_voltage is not None else s.bms_discharge_voltage_limit
+    out["/Info/BatteryLowVoltage"] = _r(low, 2)
     out["/Info/MaxChargeVoltage"] = _r(lim.cvl, 2)
-    out["/Info/MaxChargeCellVoltage"] = (
-        _r(lim.cvl / cells, 3) if lim.cvl is not None and cells else None
-    )
+    if lim.max_charge_cell_voltage is not None:
+        out["/Info/MaxChargeCellVoltage"] = _r(lim.max_charge_cell_voltage, 3)
+    else:
+        out["/Info/MaxChargeCellVoltage"] = _r(lim.cvl / cells, 3) if lim.cvl is not None and cells else None
     out["/Info/MaxChargeCurrent"] = _r(ccl, 2)
     out["/Info/MaxDischargeCurrent"] = _r(dcl, 2)
     out["/Info/ChargeMode"] = lim.charge_mode
