@@ -35,8 +35,12 @@ from bmshost.store import BatteryState
 
 log = logging.getLogger("bmshost.battery")
 
-# Fields that come from the slow set / connect and are carried onto every fast sample.
-STATIC_FIELDS = ("serial_number", "hardware_version", "firmware_version", "model", "production_date")
+# Fields that come from the slow set / connect and are carried onto every fast sample (a fast
+# read that has them wins). Slowly changing values belong here, live measurements never do.
+STATIC_FIELDS = (
+    "serial_number", "hardware_version", "firmware_version", "model", "production_date",
+    "capacity_ah", "cycles", "soh",
+)
 FAILURES_BEFORE_RECONNECT = 3
 
 

@@ -140,7 +140,7 @@ def build_simulator(driver: str, params: Mapping[str, str], registries: Any = No
     kwargs = {k: _num(v) for k, v in params.items() if k not in ("variant", "speed")}
     try:
         sim: Simulator = factory(**kwargs)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise LinkError(f"sim:{driver}: bad simulator parameter: {exc}") from None
     return sim
 
