@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from bmshost.config import bind_config, load_config_file, parse_config
 from bmshost.errors import ConfigError
 from bmshost.plugins import load_plugins

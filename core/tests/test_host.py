@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from bmshost.cli.common import prepare_dict
 from bmshost.host import Host
 from bmshost.model import Command, CommandKind

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from bmshost.errors import ConfigError, LinkTimeout
 from bmshost.link import CanFrame, CaptureRecorder
 from bmshost.testing import make_replay_link

@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from bmshost.plugins import Selection, load_plugins
 
 GOOD = '''
@@ -123,6 +124,7 @@ def test_misspelled_hook_is_caught(site: Path) -> None:
 
 def test_check_pending_guards_the_manager() -> None:
     import pluggy
+
     from bmshost.hookspecs import hookimpl
     from bmshost.plugins import PluginManager
 

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from bmshost.capabilities import Capability, caps
 from bmshost.commands import validate
 from bmshost.model import Command, CommandKind, Identity, Sample, alarms_from_bits

@@ -9,8 +9,11 @@ virtual bus), against the serial figure; and 16 BLE batteries sharing one adapte
 * ``jbd_can_16s_us_per_read``: ``JbdCanSession.read()`` over ``PythonCanLink`` on the virtual bus;
   each cycle the simulator puts one broadcast round (19 frames) on the bus first, and its CPU
   (python-can's reader thread included) is counted too: an upper bound.
+* ``jbd_can_16s_us_per_read_sim_link``: the same session over the in-process ``SimCanLink``
+  (no python-can): the driver's own cost, comparable with the serial figure.
 * ``ble16_*``: 16 batteries in ``rotate`` mode on one adapter with the default 4 slots, polled
-  every 5 s for 12 intervals, with a 1 s connect time and 0.2 s idle hold; run with time scaled
+  every 5 s for 12 intervals (poll loops staggered over the interval, as a host starts them),
+  with a 1 s connect time and 0.2 s idle hold; run with time scaled
   down 50×, results given in unscaled seconds. ``ble16_missed_polls`` must be 0 and
   ``ble16_peak_connections`` at most ``ble16_slots``.
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from typing import Any
 
@@ -75,10 +79,15 @@ async def ble_read(variants: dict[str, Any]) -> float:
     from bmshost_transport_ble.standin import SimulatedBleBackend, StandinDevice, gatt
 
     address = ADDRESS.format(1)
-    device = StandinDevice(address=address, simulator=JbdBleSimulator(cells=16),
-                           services=gatt("ff00", "ff01", "ff02"))
-    link = open_ble_link(parse_link_url(f"ble://{address}"), variants["ble"].link_params,
-                         backend=SimulatedBleBackend([device]), manager=ConnectionManager())
+    device = StandinDevice(
+        address=address, simulator=JbdBleSimulator(cells=16), services=gatt("ff00", "ff01", "ff02")
+    )
+    link = open_ble_link(
+        parse_link_url(f"ble://{address}"),
+        variants["ble"].link_params,
+        backend=SimulatedBleBackend([device]),
+        manager=ConnectionManager(),
+    )
     await link.open()
     session = JbdBleSession(_ctx(link, variants["ble"]))
     result = await _measure(session.read)
@@ -96,14 +105,28 @@ async def can_read(variants: dict[str, Any]) -> float:
 
     channel = f"bench-jbd-can-{time.monotonic_ns()}"
     async with SimulatorOnBus(JbdCanSimulator(cells=16), channel, period=3600.0) as served:
-        link = open_can_link(parse_link_url(f"can://{channel}?interface=virtual"),
-                             variants["can"].link_params, hub=BusHub())
+        link = open_can_link(
+            parse_link_url(f"can://{channel}?interface=virtual"),
+            variants["can"].link_params,
+            hub=BusHub(),
+        )
         await link.open()
         session = JbdCanSession(_ctx(link, variants["can"]))
         await asyncio.sleep(0.05)  # let the start-up broadcast arrive
         result = await _measure(session.read, cycles=CYCLES // 2, before=served.broadcast_now)
         await link.close()
     return result
+
+
+async def can_read_in_process(variants: dict[str, Any]) -> float:
+    from bmshost.testing import make_sim_link
+    from bmshost_jbd.can_session import JbdCanSession
+    from bmshost_jbd.can_sim import JbdCanSimulator
+
+    link = make_sim_link(JbdCanSimulator(cells=16), url="sim:jbd?variant=can")
+    await link.open()
+    session = JbdCanSession(_ctx(link, variants["can"]))
+    return await _measure(session.read)
 
 
 async def ble_sixteen(variants: dict[str, Any], scale: float = 0.02) -> dict[str, float]:
@@ -121,30 +144,41 @@ async def ble_sixteen(variants: dict[str, Any], scale: float = 0.02) -> dict[str
     sessions = []
     for i in range(batteries):
         address = ADDRESS.format(i)
-        backend.add(StandinDevice(address=address, simulator=JbdBleSimulator(cells=16),
-                                  services=gatt("ff00", "ff01", "ff02"),
-                                  connect_delay=connect_s * scale))
+        backend.add(
+            StandinDevice(
+                address=address,
+                simulator=JbdBleSimulator(cells=16),
+                services=gatt("ff00", "ff01", "ff02"),
+                connect_delay=connect_s * scale,
+            )
+        )
         query = f"mode=rotate&idle_disconnect={idle_s * scale}&connect_timeout={20 * scale}"
-        link = open_ble_link(parse_link_url(f"ble://{address}?{query}"),
-                             variants["ble"].link_params, backend=backend, manager=manager)
+        link = open_ble_link(
+            parse_link_url(f"ble://{address}?{query}"),
+            variants["ble"].link_params,
+            backend=backend,
+            manager=manager,
+        )
         sessions.append(JbdBleSession(_ctx(link, variants["ble"], timeout=1.0 * scale)))
 
     missed = 0
+    errors: list[str] = []
     worst = 0.0
     loop = asyncio.get_running_loop()
     start = loop.time() + 0.01
 
-    async def battery(session: Any) -> None:
+    async def battery(index: int, session: Any) -> None:
         nonlocal missed, worst
+        offset = index * poll / batteries  # a host starts each battery's poll loop on its own
         for k in range(intervals):
-            due = start + k * poll * scale
+            due = start + (offset + k * poll) * scale
             await asyncio.sleep(max(0.0, due - loop.time()))
             try:
                 if not session.link.is_open:
                     await session.link.open()
-                async with session.link.exclusive():
-                    await session.read()
-            except Exception:  # a failed poll is what this benchmark counts
+                await session.read()  # the session holds link.exclusive() per request
+            except Exception as exc:  # a failed poll is what this benchmark counts
+                errors.append(f"{type(exc).__name__}: {exc}")
                 missed += 1
                 continue
             late = loop.time() - due
@@ -153,10 +187,12 @@ async def ble_sixteen(variants: dict[str, Any], scale: float = 0.02) -> dict[str
                 missed += 1
 
     cpu = time.process_time()
-    await asyncio.gather(*(battery(s) for s in sessions))
+    await asyncio.gather(*(battery(i, s) for i, s in enumerate(sessions)))
     cpu = time.process_time() - cpu
     for s in sessions:
         await s.link.close()
+    for reason in sorted(set(errors)):
+        print(f"ble16: failed poll: {reason}", file=sys.stderr)
     return {
         "ble16_slots": float(manager.slots),
         "ble16_peak_connections": float(backend.peak),
@@ -171,12 +207,15 @@ async def _main() -> dict[str, float]:
     serial = await serial_read(variants)
     ble = await ble_read(variants)
     can = await can_read(variants)
+    can_driver = await can_read_in_process(variants)
     out = {
         "jbd_serial_16s_us_per_read": round(serial, 1),
         "jbd_ble_16s_us_per_read": round(ble, 1),
         "jbd_can_16s_us_per_read": round(can, 1),
+        "jbd_can_16s_us_per_read_sim_link": round(can_driver, 1),
         "jbd_ble_vs_serial": round(ble / serial, 2),
         "jbd_can_vs_serial": round(can / serial, 2),
+        "jbd_can_sim_link_vs_serial": round(can_driver / serial, 2),
     }
     out.update(await ble_sixteen(variants))
     return out

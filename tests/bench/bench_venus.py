@@ -23,6 +23,7 @@ import time
 from typing import Any
 
 import dbus.bus
+
 from bmshost_sink_venus.testing import battery, make_sink, sample16, update
 
 CYCLES = 2000

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO
 
 import pytest
+
 from bmshost_jbd.simulator import JbdSimulator
 
 pytestmark = pytest.mark.e2e

@@ -10,6 +10,7 @@ from typing import Any
 
 import attrs
 import pytest
+
 from bmshost.capabilities import BASIC, Capability
 from bmshost.control.pipeline import Pipeline, bind_control, build_pipeline
 from bmshost.control_replay import builtin_stage_specs

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from bmshost.control.limit_options import CurrentLimitsOptions
 from bmshost.control.tables import Table
 from bmshost.control_replay import replay_main

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from bmshost.capabilities import Capability
 from bmshost.control_replay import OUTPUT_KEYS, TraceError, read_trace, replay_main
 

@@ -7,6 +7,9 @@ from itertools import pairwise
 from typing import Any
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
 from bmshost.capabilities import BASIC
 from bmshost.control.current import (
     SPECS as CURRENT_SPECS,
@@ -22,8 +25,6 @@ from bmshost.errors import ConfigError
 from bmshost.model import Sample
 from bmshost.options import structure
 from bmshost.stage import StageContext, Step
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
 
 
 def ctx(options: Any) -> StageContext:

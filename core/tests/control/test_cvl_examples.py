@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from bmshost.capabilities import BASIC
 from bmshost.control.pipeline import Pipeline, bind_control, build_pipeline
 from bmshost.control.registration import register_stages

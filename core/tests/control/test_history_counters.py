@@ -6,12 +6,13 @@ import math
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bmshost.capabilities import BASIC, Capability
 from bmshost.control.history import CLEAR_GROUPS, SPECS, HistoryOptions, HistoryStage
 from bmshost.model import History, Sample
 from bmshost.stage import StageContext, Step
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 
 class Cvl:  # the CVL section as the history stage reads shared values from it

@@ -9,6 +9,7 @@ from typing import Any
 
 import attrs
 import pytest
+
 from bmshost.config import HostOptions
 from bmshost.control.registration import register_stages
 from bmshost.import_ini import convert_ini, dump_toml, import_ini_main, stage_targets

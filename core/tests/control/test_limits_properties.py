@@ -5,14 +5,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from bmshost.capabilities import BASIC, Capability
 from bmshost.control.pipeline import bind_control, build_pipeline
 from bmshost.control.registration import register_stages
 from bmshost.control.tables import Table
 from bmshost.model import Sample
 from bmshost.registry import StageRegistry
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 ALL_CAPS = BASIC | {Capability.MOSFET_TEMPERATURE, Capability.BMS_CURRENT_LIMITS}
 SPECS = [

@@ -8,6 +8,7 @@ from typing import Any
 
 import attrs
 import pytest
+
 from bmshost.capabilities import BASIC, Capability
 from bmshost.control import limit_options
 from bmshost.control.pipeline import Pipeline, bind_control, build_pipeline

@@ -6,6 +6,9 @@ import math
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bmshost.capabilities import BASIC, Capability
 from bmshost.control.current import CurrentStage
 from bmshost.control.soc import SPECS, SocOptions, SocStage, SocSyncStage
@@ -13,8 +16,6 @@ from bmshost.errors import ConfigError
 from bmshost.model import Sample
 from bmshost.options import structure
 from bmshost.stage import Stage, StageContext, Step
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 
 class Chain:

@@ -6,6 +6,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from bmshost.capabilities import BASIC, Capability
 from bmshost.control.derived import MidpointOptions
 from bmshost.control.pipeline import Pipeline, build_pipeline
@@ -13,8 +16,6 @@ from bmshost.control.registration import register_stages
 from bmshost.control.soc import SocOptions
 from bmshost.model import Sample
 from bmshost.registry import StageRegistry
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 
 def pipeline(store: dict[str, Any], caps: frozenset[Capability] = BASIC) -> Pipeline:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from bmshost.capabilities import BASIC
 from bmshost.control.temperature import TemperatureOptions, TemperatureStage
 from bmshost.errors import ConfigError

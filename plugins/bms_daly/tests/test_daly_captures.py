@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from bmshost.link import CanFrame
 from bmshost_daly import a5, can_codec, modbus
 from bmshost_daly.plugin import recognise_a5, recognise_d2

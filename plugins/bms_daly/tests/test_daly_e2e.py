@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from daly_helpers import Clock, make_session, make_sim, sim_link, spec
+
 from bmshost.capabilities import Capability
 from bmshost.errors import LinkTimeout, UnsupportedCommand
 from bmshost.link import CanFrame
@@ -14,7 +16,6 @@ from bmshost_daly.options import DalyOptions
 from bmshost_daly.sim_a5 import DalyA5Simulator
 from bmshost_daly.sim_can import DalyCanSimulator
 from bmshost_daly.sim_d2 import DalyD2Simulator
-from daly_helpers import Clock, make_session, make_sim, sim_link, spec
 
 
 async def _open(sim, clock=None):  # type: ignore[no-untyped-def]
@@ -309,8 +310,9 @@ async def test_fast_reads_repeat_capacity_and_cycles(variant: str) -> None:
 
 @pytest.mark.parametrize("variant", ["ble", "ble_a5"])
 async def test_ble_notifications_in_20_byte_pieces_are_reassembled(variant: str) -> None:
-    from bmshost.url import LinkUrl
     from daly_helpers import ChunkedSimLink
+
+    from bmshost.url import LinkUrl
 
     sim = make_sim(variant, cells=16, current=3.0)
     link = ChunkedSimLink(LinkUrl("sim", "daly", {}, "sim:daly"), sim, Clock())

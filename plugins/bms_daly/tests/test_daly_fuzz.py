@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bmshost.errors import FrameError
 from bmshost.link import CanFrame
 from bmshost_daly import a5, can_codec, modbus
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 CAPTURES = json.loads((Path(__file__).parent / "fixtures" / "daly.json").read_text())
 A5_FRAMES = [bytes.fromhex(x) for c in CAPTURES if "a5" in c["variant"] for x in c["response_hex"]]

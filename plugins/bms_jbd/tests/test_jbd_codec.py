@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from bmshost.errors import FrameError
 from bmshost_jbd import codec
 

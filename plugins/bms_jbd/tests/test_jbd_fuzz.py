@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bmshost.errors import FrameError
-from bmshost_jbd import codec
 from hypothesis import given
 from hypothesis import strategies as st
+
+from bmshost.errors import FrameError
+from bmshost_jbd import codec
 
 VALID = [
     bytes.fromhex(r)

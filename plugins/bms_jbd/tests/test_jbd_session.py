@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from bmshost.driver import SessionContext
 from bmshost.errors import LinkTimeout, UnsupportedCommand
 from bmshost.model import Command, CommandKind

@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import pytest
+from jk_helpers import ChunkedBleLink, Clock, session
+
 from bmshost.capabilities import Capability
 from bmshost.errors import FrameError, LinkTimeout, NotMyBMS, UnsupportedCommand
 from bmshost.model import Command, CommandKind, Sample
 from bmshost_jk import jk02
 from bmshost_jk.jk02_sim import BleSimulator, cell_record
-from jk_helpers import ChunkedBleLink, Clock, session
 
 
 def assert_matches(sample: Sample, truth: Sample) -> None:

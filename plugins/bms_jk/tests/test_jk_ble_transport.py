@@ -8,10 +8,11 @@ import asyncio
 import time
 
 import pytest
+from jk_helpers import SPEC, session
+
 from bmshost.model import Command, CommandKind
 from bmshost.url import parse_link_url
 from bmshost_jk.jk02_sim import BleSimulator
-from jk_helpers import SPEC, session
 
 pytest.importorskip("bmshost_transport_ble.standin")
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from jk_helpers import Clock, session, sim_can
+
 from bmshost.capabilities import Capability
 from bmshost.errors import LinkTimeout
 from bmshost.link import CanFrame
 from bmshost_jk import can_codec
 from bmshost_jk.can_sim import CanSimulator
 from bmshost_jk.plugin import driver_spec
-from jk_helpers import Clock, session, sim_can
 
 
 async def test_v2_read_matches_the_pack() -> None:

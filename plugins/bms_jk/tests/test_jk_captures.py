@@ -10,10 +10,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from jk_helpers import captures
+
 from bmshost.link import CanFrame
 from bmshost.model import Sample
 from bmshost_jk import can_codec, jk02, pb_codec, serial_codec
-from jk_helpers import captures
 
 Getter = Callable[[Sample], Any]
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jk_helpers import captures
+
 from bmshost.errors import FrameError
 from bmshost.link import CanFrame
 from bmshost_jk import can_codec, jk02, pb_codec, serial_codec
 from bmshost_jk.jk02_sim import cell_record, settings_record
 from bmshost_jk.pack import Pack
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from jk_helpers import captures
 
 SERIAL_FRAMES = [bytes.fromhex(c["response_hex"][0]) for c in captures("jk_rs485")]
 RECORDS = [bytes.fromhex(c["response_hex"][0]) for c in captures("jk_ble")] + [

@@ -7,11 +7,12 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from jk_helpers import Clock, session, sim_stream
+
 from bmshost.errors import ConfigError, FrameError, LinkTimeout, UnsupportedCommand
 from bmshost.model import Command, CommandKind
 from bmshost_jk import pb_codec
 from bmshost_jk.pb_sim import PbSimulator
-from jk_helpers import Clock, session, sim_stream
 
 
 @pytest.mark.parametrize("echo", [False, True])

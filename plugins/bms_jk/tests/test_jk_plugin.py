@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from jk_helpers import Clock, captures
+
 from bmshost.capabilities import Capability
 from bmshost.driver import VariantSpec
 from bmshost.lazy import resolve
@@ -14,7 +16,6 @@ from bmshost_jk import jk02, pb_codec, plugin, serial_codec
 from bmshost_jk.jk02_sim import BleSimulator
 from bmshost_jk.pb_sim import PbSimulator
 from bmshost_jk.serial_sim import SerialSimulator
-from jk_helpers import Clock, captures
 
 C = Capability
 

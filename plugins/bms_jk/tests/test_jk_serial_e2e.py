@@ -6,13 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from jk_helpers import Clock, session, sim_stream
+
 from bmshost.errors import FrameError, LinkTimeout, UnsupportedCommand
 from bmshost.link import StreamLink
 from bmshost.model import Command, CommandKind, Sample
 from bmshost.url import parse_link_url
 from bmshost_jk import serial_codec
 from bmshost_jk.serial_sim import SerialSimulator
-from jk_helpers import Clock, session, sim_stream
 
 
 def assert_matches(sample: Sample, truth: Sample) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from bmshost.capabilities import Capability
 from bmshost.driver import SessionContext
 from bmshost.errors import ConfigError, LinkError, LinkTimeout

@@ -7,6 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bmshost.errors import FrameError
 from bmshost.model import Sample
 from bmshost_mqtt.payload import (
@@ -17,8 +20,6 @@ from bmshost_mqtt.payload import (
     parse_generic,
     parse_payload,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 CAPTURES = str(Path(__file__).parent / "fixtures" / "generic_mqtt.json")
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from bmshost.errors import FrameError
 from bmshost.model import Sample
 from bmshost_seplos import ascii_v2, binary_v2, modbus_v3

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from seplos_helpers import Clock, make_session, make_sim, sim_link, spec
+
 from bmshost.errors import LinkTimeout, NotMyBMS, UnsupportedCommand
 from bmshost.model import Command, CommandKind, Sample
 from bmshost_seplos import modbus_v3 as mb
@@ -12,7 +14,6 @@ from bmshost_seplos.options import SeplosOptions
 from bmshost_seplos.sim_ble import SeplosBleSimulator
 from bmshost_seplos.sim_v2 import SeplosV2Simulator
 from bmshost_seplos.sim_v3 import SeplosV3Simulator
-from seplos_helpers import Clock, make_session, make_sim, sim_link, spec
 
 
 async def _open(sim: Any, clock: Clock | None = None) -> Any:
@@ -201,8 +202,9 @@ async def test_v2_error_reply_is_reported_by_name() -> None:
 
 @pytest.mark.parametrize("variant", ["ble", "v3_ble"])
 async def test_ble_notifications_in_20_byte_pieces_are_reassembled(variant: str) -> None:
-    from bmshost.url import LinkUrl
     from seplos_helpers import ChunkedSimLink
+
+    from bmshost.url import LinkUrl
 
     sim = make_sim(variant, current=-7.0)
     link = ChunkedSimLink(LinkUrl("sim", "seplos", {}, "sim:seplos"), sim, Clock())

@@ -6,11 +6,12 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bmshost.errors import FrameError
 from bmshost.model import Sample
 from bmshost_seplos import ascii_v2, binary_v2, modbus_v3, v2_fields
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 CAPTURES = json.loads((Path(__file__).parent / "fixtures" / "seplos.json").read_text())
 

@@ -22,7 +22,6 @@ import attrs
 
 from bmshost.stage import Stage, StageContext, StageSpec, Step
 
-
 _IDENTITY = (0.0, 1.0)
 
 

@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterable, Sequence
 
 from bmshost.errors import FrameError
 from bmshost.model import Sample
-
 from bmshost_daly.options import decode_current
 
 START = 0xA5

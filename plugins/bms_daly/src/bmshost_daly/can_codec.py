@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from bmshost.errors import FrameError
 from bmshost.link import CanFrame
 from bmshost.model import Sample
-
 from bmshost_daly import a5
 from bmshost_daly.options import charge_below_offset
 

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 
 from bmshost.errors import FrameError
 from bmshost.model import Sample
-
 from bmshost_daly.options import charge_below_offset, decode_current
 
 DEVICE = 0xD2

@@ -10,7 +10,6 @@ from bmshost.capabilities import BASIC, Capability, caps
 from bmshost.driver import DriverSpec, Probe, VariantSpec
 from bmshost.hookspecs import hookimpl
 from bmshost.registry import DriverRegistry
-
 from bmshost_daly.options import DalyOptions
 
 C = Capability

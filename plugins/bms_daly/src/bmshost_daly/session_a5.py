@@ -16,7 +16,6 @@ from bmshost.driver import Session, SessionContext
 from bmshost.errors import FrameError, LinkTimeout, NotMyBMS, UnsupportedCommand
 from bmshost.link import StreamLink
 from bmshost.model import Command, CommandKind, Sample
-
 from bmshost_daly import a5
 from bmshost_daly.options import DalyOptions, charge_below_offset
 

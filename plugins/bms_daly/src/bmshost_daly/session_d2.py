@@ -11,7 +11,6 @@ from bmshost.driver import Session, SessionContext
 from bmshost.errors import FrameError, LinkTimeout
 from bmshost.link import StreamLink
 from bmshost.model import Sample
-
 from bmshost_daly import modbus
 from bmshost_daly.options import DalyOptions, charge_below_offset
 

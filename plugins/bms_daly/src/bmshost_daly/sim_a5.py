@@ -12,7 +12,6 @@ import datetime as dt
 from bmshost.driver import Simulator
 from bmshost.errors import FrameError
 from bmshost.model import Sample
-
 from bmshost_daly import a5
 from bmshost_daly.pack import Pack
 

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from bmshost.driver import Simulator
 from bmshost.link import CanFrame
 from bmshost.model import Sample
-
 from bmshost_daly import a5, can_codec
 from bmshost_daly.pack import Pack
 from bmshost_daly.sim_a5 import pack_state, parse_addresses, payloads_for

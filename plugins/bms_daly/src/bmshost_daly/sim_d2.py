@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from bmshost.driver import Simulator
 from bmshost.model import Sample
-
 from bmshost_daly import modbus
 from bmshost_daly.pack import Pack
 from bmshost_daly.sim_a5 import pack_state

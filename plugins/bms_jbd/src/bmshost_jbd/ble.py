@@ -14,7 +14,6 @@ from __future__ import annotations
 from bmshost.errors import FrameError, LinkError
 from bmshost.link import StreamLink
 from bmshost.model import Sample
-
 from bmshost_jbd.session import JbdSession
 from bmshost_jbd.simulator import JbdSimulator
 

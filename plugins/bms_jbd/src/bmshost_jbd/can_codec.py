@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from bmshost.errors import FrameError
 from bmshost.link import CanFrame
-from bmshost.model import Sample
+from bmshost.model import SAMPLE_FIELDS, Sample
 
 ID_LIMITS = 0x351
 ID_SOC = 0x355
@@ -115,12 +116,14 @@ def _extremes(f: CanFrame) -> Sample:
     cmin, cmax, tmin, tmax = struct.unpack_from("<HHHH", _need(f, 8))
     if cmin > cmax or tmin > tmax:
         raise FrameError("JBD CAN 0x373: minimum above maximum")
-    return Sample(extra={
-        "min_cell_voltage": cmin / 1000,
-        "max_cell_voltage": cmax / 1000,
-        "min_temperature": round(tmin - KELVIN, 1),
-        "max_temperature": round(tmax - KELVIN, 1),
-    })
+    return Sample(
+        extra={
+            "min_cell_voltage": cmin / 1000,
+            "max_cell_voltage": cmax / 1000,
+            "min_temperature": round(tmin - KELVIN, 1),
+            "max_temperature": round(tmax - KELVIN, 1),
+        }
+    )
 
 
 def _text(key: str) -> Callable[[CanFrame], Sample]:
@@ -185,12 +188,29 @@ def is_complete(ids: set[int] | frozenset[int]) -> bool:
 
 def combine(frames: Mapping[int, CanFrame]) -> Sample:
     """The newest frame per id → one sample (strings split over two frames are joined)."""
-    sample = Sample()
+    return combine_decoded({i: decode_frame(f) for i, f in frames.items()})
+
+
+def combine_decoded(parts: Mapping[int, Sample]) -> Sample:
+    """Like ``combine``, for frames already decoded (a session decodes each frame once)."""
+    # One pass over the parts and one Sample at the end: cheaper than 19 ``Sample.merge``s.
+    fields: dict[str, Any] = {}
+    alarms: dict[str, int] = {}
+    extra: dict[str, Any] = {}
     # 0x35F first so that 0x379 (bank capacity) wins when both are present.
-    order = sorted(frames, key=lambda i: (i != ID_INFO, i))
-    for ident in order:
-        sample = sample.merge(decode_frame(frames[ident]))
-    extra = dict(sample.extra or {})
+    for ident in sorted(parts, key=lambda i: (i != ID_INFO, i)):
+        part = parts[ident]
+        for name in SAMPLE_FIELDS:
+            value = getattr(part, name)
+            if value is None:
+                continue
+            if name == "alarms":
+                alarms.update(value)
+            elif name == "extra":
+                extra.update(value)
+            else:  # copies: the parts stay cached in the session
+                fields[name] = list(value) if isinstance(value, list) else value
+    sample = Sample(**fields, alarms=alarms or None)
     model = (str(extra.pop("model_1", "")) + str(extra.pop("model_2", ""))).strip()
     serial = (str(extra.pop("serial_1", "")) + str(extra.pop("serial_2", ""))).strip()
     if model:

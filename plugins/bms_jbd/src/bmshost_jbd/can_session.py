@@ -14,7 +14,6 @@ from bmshost.driver import Session, SessionContext
 from bmshost.errors import FrameError, LinkError, LinkTimeout
 from bmshost.link import CanFrame, CanLink
 from bmshost.model import Sample
-
 from bmshost_jbd import can_codec
 
 MAX_AGE = 5.0  # s: a frame older than this no longer describes the battery
@@ -25,7 +24,7 @@ class JbdCanSession(Session):
     def __init__(self, ctx: SessionContext, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(ctx)
         self._clock = clock
-        self._frames: dict[int, tuple[CanFrame, float]] = {}
+        self._frames: dict[int, tuple[Sample, float]] = {}  # id -> (decoded frame, arrival)
         self.bad_frames = 0
 
     def _can(self) -> CanLink:
@@ -33,20 +32,20 @@ class JbdCanSession(Session):
             raise LinkError(f"{self.link.description}: JBD CAN needs a CAN link")
         return self.link
 
-    def _fresh(self) -> dict[int, CanFrame]:
+    def _fresh(self) -> dict[int, Sample]:
         now = self._clock()
-        return {i: f for i, (f, t) in self._frames.items() if now - t <= MAX_AGE}
+        return {i: s for i, (s, t) in self._frames.items() if now - t <= MAX_AGE}
 
     def _keep(self, frame: CanFrame) -> None:
         if frame.arbitration_id not in can_codec.IDS or frame.is_extended_id:
             return  # another device on the bus
         try:
-            can_codec.decode_frame(frame)
+            part = can_codec.decode_frame(frame)
         except FrameError as exc:
             self.bad_frames += 1
             self.log.debug("JBD CAN: dropped %s: %s", frame.to_candump(), exc)
             return
-        self._frames[frame.arbitration_id] = (frame, self._clock())
+        self._frames[frame.arbitration_id] = (part, self._clock())
 
     async def read(self) -> Sample:
         """Drain what arrived since the last poll; wait for more only while incomplete.
@@ -63,13 +62,13 @@ class JbdCanSession(Session):
             frame = await link.recv(0.0 if ready else 0.05)
             if frame is None:
                 if ready:
-                    return can_codec.combine(self._fresh())
+                    return can_codec.combine_decoded(self._fresh())
             else:
                 self._keep(frame)
                 repeated = frame.arbitration_id in heard
                 heard.add(frame.arbitration_id)
                 if repeated and ready:
-                    return can_codec.combine(self._fresh())
+                    return can_codec.combine_decoded(self._fresh())
             if self._clock() >= deadline:
                 raise LinkTimeout(f"{link.description}: {self._missing(heard)}")
 

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from bmshost.driver import Simulator
 from bmshost.link import CanFrame
 from bmshost.model import Sample
-
 from bmshost_jbd import can_codec as c
 
 
@@ -27,8 +26,15 @@ def _text(ident: int, text: str) -> CanFrame:
 class JbdCanSimulator(Simulator):
     kind = "can"
 
-    def __init__(self, cells: int = 16, capacity: float = 100.0, packs: int = 1,
-                 soc: float = 60.0, current: float = 12.0, temperature: float = 21.5) -> None:
+    def __init__(
+        self,
+        cells: int = 16,
+        capacity: float = 100.0,
+        packs: int = 1,
+        soc: float = 60.0,
+        current: float = 12.0,
+        temperature: float = 21.5,
+    ) -> None:
         if not 1 <= cells <= 32 or not 1 <= packs <= 16:
             raise ValueError("cells must be 1..32 and packs 1..16")
         self.cells = cells
@@ -45,7 +51,7 @@ class JbdCanSimulator(Simulator):
     def tick(self, dt: float) -> None:
         bank = self.capacity * self.packs
         self.soc = min(100.0, max(0.0, self.soc + self.current * dt / 3600 / bank * 100))
-        if self.soc >= 99.0 and self.current > 0 or self.soc <= 10.0 and self.current < 0:
+        if (self.soc >= 99.0 and self.current > 0) or (self.soc <= 10.0 and self.current < 0):
             self.current = -self.current
 
     def cell_range(self) -> tuple[float, float]:
@@ -67,20 +73,37 @@ class JbdCanSimulator(Simulator):
         bank = round(self.capacity * self.packs)
         ccl = 0 if self.soc >= 100 else round(0.5 * bank * 10)
         return (
-            _f(c.ID_LIMITS, struct.pack("<HHHH", round(self.cells * 3.5 * 10), ccl,
-                                        round(bank * 10), round(self.cells * 2.8 * 10))),
+            _f(
+                c.ID_LIMITS,
+                struct.pack(
+                    "<HHHH",
+                    round(self.cells * 3.5 * 10),
+                    ccl,
+                    round(bank * 10),
+                    round(self.cells * 2.8 * 10),
+                ),
+            ),
             _f(c.ID_SOC, struct.pack("<HHH", round(self.soc), 100, round(self.soc * 100))),
-            _f(c.ID_MEASURE, struct.pack("<HhhH", round(self.voltage() * 100),
-                                         round(self.current * 10), round(self.temperature * 10),
-                                         self.cycles)),
+            _f(
+                c.ID_MEASURE,
+                struct.pack(
+                    "<HhhH",
+                    round(self.voltage() * 100),
+                    round(self.current * 10),
+                    round(self.temperature * 10),
+                    self.cycles,
+                ),
+            ),
             _f(c.ID_ALARMS, struct.pack("<II", self.alarm_bits, self.warning_bits)),
             _text(c.ID_MANUFACTURER, "JBD"),
             _f(c.ID_INFO, struct.pack("<HHHH", 1, 0x0C04, 0, 0x21)),
             _text(c.ID_MODEL_1, "UP16S015"),
             _text(c.ID_MODEL_2, "-16S100A"),
             _f(c.ID_PACKS, struct.pack("<H", self.packs) + b"\0" * 6),
-            _f(c.ID_EXTREMES, struct.pack("<HHHH", round(low * 1000), round(high * 1000),
-                                          kelvin - 1, kelvin + 1)),
+            _f(
+                c.ID_EXTREMES,
+                struct.pack("<HHHH", round(low * 1000), round(high * 1000), kelvin - 1, kelvin + 1),
+            ),
             _text(c.ID_MIN_CELL_ID, "ID:01.03"),
             _text(c.ID_MAX_CELL_ID, "ID:01.0:"),
             _text(c.ID_MIN_TEMP_ID, "ID:01.01"),

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from bmshost.capabilities import BASIC, Capability, caps
 from bmshost.driver import Probe, VariantSpec
-
 from bmshost_jbd import up16s_codec
 
 # What the broadcast set carries (see docs/bms/jbd.md for the comparison with the seed's table).

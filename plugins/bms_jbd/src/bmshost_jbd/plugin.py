@@ -11,7 +11,6 @@ from bmshost.capabilities import BASIC, Capability, caps
 from bmshost.driver import DriverSpec, Probe, VariantSpec
 from bmshost.hookspecs import hookimpl
 from bmshost.registry import DriverRegistry
-
 from bmshost_jbd import codec
 
 SERIAL_CAPABILITIES = caps(

@@ -9,7 +9,6 @@ from bmshost.driver import Session
 from bmshost.errors import FrameError, LinkError, UnsupportedCommand
 from bmshost.link import StreamLink
 from bmshost.model import Command, CommandKind, Sample
-
 from bmshost_jbd import codec
 
 

@@ -13,7 +13,6 @@ import struct
 
 from bmshost.driver import Simulator
 from bmshost.model import Sample
-
 from bmshost_jbd import codec
 
 # LiFePO4 open-circuit voltage by SoC (%), for a believable curve.

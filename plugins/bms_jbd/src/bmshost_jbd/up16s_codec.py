@@ -32,19 +32,54 @@ SOC_MAGIC = b"\x11\x4a\x42\x44"
 CURRENT_OFFSET = 300_000  # 10 mA units
 
 FAULTS: tuple[str, ...] = (
-    "cell_overvoltage", "cell_undervoltage", "pack_overvoltage", "pack_undervoltage",
-    "charge_overcurrent_1", "charge_overcurrent_2", "discharge_overcurrent_1",
-    "discharge_overcurrent_2", "charge_overtemp", "charge_undertemp", "discharge_overtemp",
-    "discharge_undertemp", "mos_overtemp", "ambient_overtemp", "ambient_undertemp", "cell_delta",
-    "temp_delta", "soc_low", "short_circuit", "cell_offline", "temp_sensor_failure",
-    "charge_mos_fault", "discharge_mos_fault", "current_limit_anomaly", "aerosol",
-    "full_charge_protection", "afe_comm", "reverse_polarity",
+    "cell_overvoltage",
+    "cell_undervoltage",
+    "pack_overvoltage",
+    "pack_undervoltage",
+    "charge_overcurrent_1",
+    "charge_overcurrent_2",
+    "discharge_overcurrent_1",
+    "discharge_overcurrent_2",
+    "charge_overtemp",
+    "charge_undertemp",
+    "discharge_overtemp",
+    "discharge_undertemp",
+    "mos_overtemp",
+    "ambient_overtemp",
+    "ambient_undertemp",
+    "cell_delta",
+    "temp_delta",
+    "soc_low",
+    "short_circuit",
+    "cell_offline",
+    "temp_sensor_failure",
+    "charge_mos_fault",
+    "discharge_mos_fault",
+    "current_limit_anomaly",
+    "aerosol",
+    "full_charge_protection",
+    "afe_comm",
+    "reverse_polarity",
 )
 WARNINGS: tuple[str, ...] = (
-    "cell_overvoltage", "cell_undervoltage", "pack_overvoltage", "pack_undervoltage",
-    "charge_overcurrent", "discharge_overcurrent", "charge_overtemp", "charge_undertemp",
-    "discharge_overtemp", "discharge_undertemp", "mos_overtemp", "ambient_overtemp",
-    "ambient_undertemp", "cell_delta", "temp_delta", "soc_low", "eeprom", "rtc",
+    "cell_overvoltage",
+    "cell_undervoltage",
+    "pack_overvoltage",
+    "pack_undervoltage",
+    "charge_overcurrent",
+    "discharge_overcurrent",
+    "charge_overtemp",
+    "charge_undertemp",
+    "discharge_overtemp",
+    "discharge_undertemp",
+    "mos_overtemp",
+    "ambient_overtemp",
+    "ambient_undertemp",
+    "cell_delta",
+    "temp_delta",
+    "soc_low",
+    "eeprom",
+    "rtc",
     "full_charge_protection",
 )
 # Fault/alarm name → Venus alarm. Faults are level 2 (the BMS acted), alarm bits level 1.
@@ -177,12 +212,29 @@ def parse_pack_status(payload: bytes) -> Sample:
     """Pack status (0x1000..0x10A0). On the master the limits are bank-wide aggregates."""
     if len(payload) < 68:
         raise FrameError(f"UP16S pack status too short ({len(payload)} bytes, need 68)")
-    voltage, _, current_raw, soc, remaining, full, rated = struct.unpack_from(">HHIHHHH", payload, 0)
+    voltage, _, current_raw, soc, remaining, full, rated = struct.unpack_from(
+        ">HHIHHHH", payload, 0
+    )
     mos_t, amb_t, op_status, soh, faults, warnings, fets, conn, cycles = struct.unpack_from(
         ">HHHHIIHHH", payload, 16
     )
-    (max_no, max_mv, min_no, min_mv, avg_mv, tmax_no, tmax, tmin_no, tmin, tavg,
-     cvl, ccl, dvl, dcl, cells) = struct.unpack_from(">15H", payload, 38)
+    (
+        max_no,
+        max_mv,
+        min_no,
+        min_mv,
+        avg_mv,
+        tmax_no,
+        tmax,
+        tmin_no,
+        tmin,
+        tavg,
+        cvl,
+        ccl,
+        dvl,
+        dcl,
+        cells,
+    ) = struct.unpack_from(">15H", payload, 38)
     if cells > 32:
         raise FrameError(f"UP16S pack status announces {cells} cells (at most 32)")
     pos = 68
@@ -235,11 +287,15 @@ def parse_pack_status(payload: bytes) -> Sample:
             "faults": _flags(faults, FAULTS),
             "warnings": _flags(warnings, WARNINGS),
             "connection_flags": conn,
-            "max_cell": max_no, "max_cell_voltage": max_mv / 1000,
-            "min_cell": min_no, "min_cell_voltage": min_mv / 1000,
+            "max_cell": max_no,
+            "max_cell_voltage": max_mv / 1000,
+            "min_cell": min_no,
+            "min_cell_voltage": min_mv / 1000,
             "avg_cell_voltage": avg_mv / 1000,
-            "max_temperature_sensor": tmax_no, "max_temperature": _temp(tmax),
-            "min_temperature_sensor": tmin_no, "min_temperature": _temp(tmin),
+            "max_temperature_sensor": tmax_no,
+            "max_temperature": _temp(tmax),
+            "min_temperature_sensor": tmin_no,
+            "min_temperature": _temp(tmin),
             "avg_temperature": _temp(tavg),
             "balance_bits": balance,
         },
@@ -275,8 +331,13 @@ def parse_pack_params_2(payload: bytes) -> Sample:
     if soc > 10000:
         raise FrameError(f"UP16S SoC {soc / 100} % is out of range")
     # Kept apart from ``soc``: it comes on the slow schedule and must not overwrite fresher values.
-    return Sample(extra={"soc_precise": soc / 100, "total_ah_charged": charged / 10,
-                         "total_ah_drawn": discharged / 10})
+    return Sample(
+        extra={
+            "soc_precise": soc / 100,
+            "total_ah_charged": charged / 10,
+            "total_ah_drawn": discharged / 10,
+        }
+    )
 
 
 def parse_product_info(payload: bytes) -> Sample:
@@ -313,8 +374,10 @@ def parse_response(frame: bytes) -> Sample:
     address, function, start, payload = split(frame)
     if function == OWN_STATUS:
         ccl, dcl = parse_own_status(payload)
-        return Sample(address=address, extra={"own_charge_current_limit": ccl,
-                                              "own_discharge_current_limit": dcl})
+        return Sample(
+            address=address,
+            extra={"own_charge_current_limit": ccl, "own_discharge_current_limit": dcl},
+        )
     if function == WRITE:
         if payload:
             raise FrameError("UP16S write acknowledgement must have no payload")

@@ -12,7 +12,6 @@ from bmshost.driver import Session, SessionContext
 from bmshost.errors import FrameError, LinkError, UnsupportedCommand
 from bmshost.link import StreamLink
 from bmshost.model import Command, CommandKind, Sample
-
 from bmshost_jbd import up16s_codec as codec
 
 OPTIONAL_TRIES = 5
@@ -26,6 +25,9 @@ class Up16sSession(Session):
         if not 1 <= self.address <= 0xFF:
             raise ValueError(f"UP16S address {self.address} is outside 1..255")
         self._failures: dict[str, int] = {}
+        # Product information has the full firmware version; a relayed pack status only the
+        # major number. Once known, the full one is reported on every read.
+        self._firmware: str | None = None
 
     def _stream(self) -> StreamLink:
         if not isinstance(self.link, StreamLink):
@@ -62,26 +64,36 @@ class Up16sSession(Session):
         except (LinkError, FrameError) as exc:
             self._failures[name] = self._failures.get(name, 0) + 1
             if self._failures[name] >= OPTIONAL_TRIES:
-                self.log.info("UP16S %d: %s unavailable (%s); not asking again", self.address, name, exc)
+                self.log.info(
+                    "UP16S %d: %s unavailable (%s); not asking again", self.address, name, exc
+                )
             return None
         self._failures[name] = 0
         return sample
 
     async def connect(self) -> Sample:
         sample = Sample(address=self.address)
-        for name, span in (("product information", codec.PRODUCT_INFO),
-                           ("pack parameters", codec.PACK_PARAMS_1)):
+        for name, span in (
+            ("product information", codec.PRODUCT_INFO),
+            ("pack parameters", codec.PACK_PARAMS_1),
+        ):
             part = await self._optional(name, codec.read_request(self.address, span), codec.READ)
             if part is not None:
                 sample = sample.merge(part)
-        return sample.merge(await self.read())
+        self._firmware = sample.firmware_version
+        return (await self.read()).merge(sample)
 
     async def read(self) -> Sample:
-        frame = await self._transact(codec.read_request(self.address, codec.PACK_STATUS), codec.READ)
+        frame = await self._transact(
+            codec.read_request(self.address, codec.PACK_STATUS), codec.READ
+        )
         sample = codec.parse_response(frame)
+        if self._firmware:
+            sample.firmware_version = self._firmware
         if self.address == MASTER:
-            own = await self._optional("own status (0x45)", codec.own_status_request(MASTER),
-                                       codec.OWN_STATUS)
+            own = await self._optional(
+                "own status (0x45)", codec.own_status_request(MASTER), codec.OWN_STATUS
+            )
             if own is not None and own.extra:
                 sample = self._own_limits(sample, own.extra)
         return sample.fill_derived()
@@ -92,7 +104,10 @@ class Up16sSession(Session):
         extra = dict(sample.extra or {})
         extra["bank_charge_current_limit"] = sample.bms_charge_current_limit
         extra["bank_discharge_current_limit"] = sample.bms_discharge_current_limit
-        own_ccl, own_dcl = own.get("own_charge_current_limit"), own.get("own_discharge_current_limit")
+        own_ccl, own_dcl = (
+            own.get("own_charge_current_limit"),
+            own.get("own_discharge_current_limit"),
+        )
         extra.update(own)
         sample.extra = extra
         if isinstance(own_ccl, float) and sample.bms_charge_current_limit is not None:
@@ -102,8 +117,9 @@ class Up16sSession(Session):
         return sample
 
     async def read_slow(self) -> Sample:
-        part = await self._optional("pack parameters 2",
-                                    codec.read_request(self.address, codec.PACK_PARAMS_2), codec.READ)
+        part = await self._optional(
+            "pack parameters 2", codec.read_request(self.address, codec.PACK_PARAMS_2), codec.READ
+        )
         return part if part is not None else Sample()
 
     async def execute(self, command: Command) -> None:

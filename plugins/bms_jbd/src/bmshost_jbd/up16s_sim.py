@@ -14,7 +14,6 @@ import attrs
 
 from bmshost.driver import Simulator
 from bmshost.model import Sample
-
 from bmshost_jbd import up16s_codec as codec
 
 
@@ -36,7 +35,9 @@ class Pack:
 
     def cell_voltages(self) -> list[float]:
         base = 3.20 + 0.15 * self.soc / 100 + 0.0005 * self.current
-        return [round(base + 0.006 * math.sin(i * 1.3 + self.address), 3) for i in range(self.cells)]
+        return [
+            round(base + 0.006 * math.sin(i * 1.3 + self.address), 3) for i in range(self.cells)
+        ]
 
     def balance_bits(self) -> int:
         cells = self.cell_voltages()
@@ -49,8 +50,15 @@ class Pack:
 class Up16sSimulator(Simulator):
     kind = "stream"
 
-    def __init__(self, addresses: str | int = "1", cells: int = 16, capacity: float = 100.0,
-                 soc: float = 60.0, current: float = 8.0, address: int | None = None) -> None:
+    def __init__(
+        self,
+        addresses: str | int = "1",
+        cells: int = 16,
+        capacity: float = 100.0,
+        soc: float = 60.0,
+        current: float = 8.0,
+        address: int | None = None,
+    ) -> None:
         if address is not None:
             addresses = str(address)
         wanted = sorted({int(a) for a in str(addresses).split(",") if str(a).strip()})
@@ -71,7 +79,7 @@ class Up16sSimulator(Simulator):
             if (flowing > 0 and not pack.charge_fet) or (flowing < 0 and not pack.discharge_fet):
                 flowing = 0.0
             pack.soc = min(100.0, max(0.0, pack.soc + flowing * dt / 3600 / pack.capacity * 100))
-            if pack.soc >= 99.5 and pack.current > 0 or pack.soc <= 10 and pack.current < 0:
+            if (pack.soc >= 99.5 and pack.current > 0) or (pack.soc <= 10 and pack.current < 0):
                 pack.current = -pack.current
 
     # -- protocol ------------------------------------------------------------------------------
@@ -101,7 +109,11 @@ class Up16sSimulator(Simulator):
             struct.pack_into(">HH", body, 96, round(pack.ccl * 10), round(pack.dcl * 10))
             return codec.build(address, function, start, end, bytes(body))
         if function == codec.WRITE:
-            if (start, end) == codec.SET_SOC and payload[:4] == codec.SOC_MAGIC and len(payload) == 6:
+            if (
+                (start, end) == codec.SET_SOC
+                and payload[:4] == codec.SOC_MAGIC
+                and len(payload) == 6
+            ):
                 pack.soc = struct.unpack_from(">H", payload, 4)[0] / 100
                 return codec.build(address, function, start, end)
             return b""
@@ -121,23 +133,48 @@ class Up16sSimulator(Simulator):
         soc = round(pack.soc) * 100 if relayed else round(pack.soc * 100)
         ccl = sum(p.ccl for p in self.packs.values()) if not relayed else pack.ccl
         dcl = sum(p.dcl for p in self.packs.values()) if not relayed else pack.dcl
-        current = pack.current if (pack.current > 0 and pack.charge_fet) or (
-            pack.current < 0 and pack.discharge_fet) else 0.0
+        current = (
+            pack.current
+            if (pack.current > 0 and pack.charge_fet) or (pack.current < 0 and pack.discharge_fet)
+            else 0.0
+        )
         temps = [round(t * 10) + 500 for t in pack.temps]
         head = struct.pack(
             ">HHIHHHHHHHHIIHHH",
-            round(sum(cells) * 100), 0, round(current * 100) + codec.CURRENT_OFFSET, soc,
-            round(pack.capacity * pack.soc), round(pack.capacity * 100), round(pack.capacity * 100),
-            round(23.0 * 10) + 500, round(24.0 * 10) + 500, 1, 100, pack.faults, pack.warnings,
-            (1 if pack.discharge_fet else 0) | (2 if pack.charge_fet else 0), 0, pack.cycles,
+            round(sum(cells) * 100),
+            0,
+            round(current * 100) + codec.CURRENT_OFFSET,
+            soc,
+            round(pack.capacity * pack.soc),
+            round(pack.capacity * 100),
+            round(pack.capacity * 100),
+            round(23.0 * 10) + 500,
+            round(24.0 * 10) + 500,
+            1,
+            100,
+            pack.faults,
+            pack.warnings,
+            (1 if pack.discharge_fet else 0) | (2 if pack.charge_fet else 0),
+            0,
+            pack.cycles,
         )
         extremes = struct.pack(
             ">15H",
-            mv.index(max(mv)) + 1, max(mv), mv.index(min(mv)) + 1, min(mv), round(sum(mv) / len(mv)),
-            temps.index(max(temps)) + 1, max(temps), temps.index(min(temps)) + 1, min(temps),
+            mv.index(max(mv)) + 1,
+            max(mv),
+            mv.index(min(mv)) + 1,
+            min(mv),
+            round(sum(mv) / len(mv)),
+            temps.index(max(temps)) + 1,
+            max(temps),
+            temps.index(min(temps)) + 1,
+            min(temps),
             round(sum(temps) / len(temps)),
-            round(pack.cells * 3.65 * 10), round(ccl * 10), round(pack.cells * 2.8 * 10),
-            round(dcl * 10), pack.cells,
+            round(pack.cells * 3.65 * 10),
+            round(ccl * 10),
+            round(pack.cells * 2.8 * 10),
+            round(dcl * 10),
+            pack.cells,
         )
         body = head + extremes + struct.pack(f">{len(mv)}H", *mv)
         body += struct.pack(f">H{len(temps)}H", len(temps), *temps)
@@ -146,14 +183,18 @@ class Up16sSimulator(Simulator):
 
     def _params_1(self, pack: Pack) -> bytes:
         body = bytes(16) + b"UP16S015000000000000000000".ljust(30, b"\0")
-        body += struct.pack(">HHH", 2025, 5, 7) + f"JBD4810000{pack.address}".encode().ljust(30, b"\0")
+        body += struct.pack(">HHH", 2025, 5, 7) + f"JBD4810000{pack.address}".encode().ljust(
+            30, b"\0"
+        )
         return body + struct.pack(">HHH", 2025, 4, 6) + bytes(46)
 
     def _params_2(self, pack: Pack) -> bytes:
         return struct.pack(">H8sII", round(pack.soc * 100), bytes(8), 12345, 23456)
 
     def _product(self, pack: Pack) -> bytes:
-        return struct.pack(">6H", 33, 3, 12, 4, 1, 0) + b"UP16S015.16S100A" + b"JBD".ljust(16, b"\0")
+        return (
+            struct.pack(">6H", 33, 3, 12, 4, 1, 0) + b"UP16S015.16S100A" + b"JBD".ljust(16, b"\0")
+        )
 
     def state(self, address: int | None = None) -> Sample:
         """What a correct read of ``address`` (default: the first pack) must produce now."""

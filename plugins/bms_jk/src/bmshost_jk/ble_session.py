@@ -14,7 +14,6 @@ from bmshost.capabilities import Capability
 from bmshost.driver import Session, SessionContext
 from bmshost.errors import FrameError, LinkTimeout, NotMyBMS, UnsupportedCommand
 from bmshost.model import Command, CommandKind, Sample
-
 from bmshost_jk import jk02
 from bmshost_jk.common import stream_link, with_retries
 from bmshost_jk.options import JkOptions

@@ -14,7 +14,6 @@ from typing import Any
 from bmshost.errors import FrameError
 from bmshost.link import CanFrame
 from bmshost.model import Sample
-
 from bmshost_jk.alarms import can_alarms
 from bmshost_jk.jk02 import MAX_CELL_MV
 

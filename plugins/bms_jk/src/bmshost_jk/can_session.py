@@ -18,7 +18,6 @@ from bmshost.driver import Session, SessionContext
 from bmshost.errors import LinkTimeout
 from bmshost.link import CanLink
 from bmshost.model import Sample
-
 from bmshost_jk import can_codec
 from bmshost_jk.common import can_link
 from bmshost_jk.options import JkOptions

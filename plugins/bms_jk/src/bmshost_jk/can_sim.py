@@ -9,7 +9,6 @@ from __future__ import annotations
 from bmshost.driver import Simulator
 from bmshost.link import CanFrame
 from bmshost.model import Sample
-
 from bmshost_jk import can_codec as c
 from bmshost_jk.pack import Pack
 

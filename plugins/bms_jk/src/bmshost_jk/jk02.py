@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
+
 from bmshost.errors import FrameError
 from bmshost.model import Sample
-
 from bmshost_jk.alarms import jk02_alarms
 
 RECORD_HEADER = b"\x55\xaa\xeb\x90"

@@ -6,7 +6,6 @@ from __future__ import annotations
 from bmshost.driver import Simulator
 from bmshost.errors import FrameError
 from bmshost.model import Sample
-
 from bmshost_jk import jk02
 from bmshost_jk.pack import Pack
 

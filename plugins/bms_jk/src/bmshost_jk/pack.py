@@ -12,6 +12,7 @@ import math
 import random
 
 import attrs
+
 from bmshost.model import Sample
 
 # LiFePO4 open-circuit voltage (mV) at SoC points (%): flat in the middle, steep at both ends.

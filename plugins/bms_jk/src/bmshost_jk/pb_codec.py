@@ -12,7 +12,6 @@ from typing import Any
 
 from bmshost.errors import FrameError
 from bmshost.model import Sample
-
 from bmshost_jk import jk02
 
 FC_WRITE_MULTIPLE = 0x10

@@ -16,7 +16,6 @@ from bmshost.driver import Session, SessionContext
 from bmshost.errors import ConfigError, FrameError, LinkTimeout
 from bmshost.link import StreamLink
 from bmshost.model import Sample
-
 from bmshost_jk import jk02, pb_codec
 from bmshost_jk.common import stream_link, with_retries
 from bmshost_jk.options import JkOptions

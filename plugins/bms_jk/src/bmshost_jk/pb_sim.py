@@ -10,7 +10,6 @@ from __future__ import annotations
 from bmshost.driver import Simulator
 from bmshost.errors import FrameError
 from bmshost.model import Sample
-
 from bmshost_jk import pb_codec
 from bmshost_jk.jk02_sim import cell_record, device_record, settings_record
 from bmshost_jk.pack import Pack

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from bmshost.driver import Session, SessionContext
 from bmshost.model import Sample
-
 from bmshost_jk import serial_codec
 from bmshost_jk.common import stream_link, with_retries
 

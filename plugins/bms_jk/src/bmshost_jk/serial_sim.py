@@ -5,7 +5,6 @@ from __future__ import annotations
 from bmshost.driver import Simulator
 from bmshost.errors import FrameError
 from bmshost.model import Sample
-
 from bmshost_jk import serial_codec as codec
 from bmshost_jk.pack import Pack
 from bmshost_jk.serial_codec import TagValue

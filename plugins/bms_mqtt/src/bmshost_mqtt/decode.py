@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from bmshost.errors import FrameError
 from bmshost.link import CanFrame
 from bmshost.model import Sample
-
 from bmshost_mqtt.payload import parse_payload
 
 

@@ -20,11 +20,11 @@ from typing import Any, ClassVar
 
 import attrs
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
 from bmshost.errors import LinkError
 from bmshost.link import BaseLink
 from bmshost.url import LinkUrl
-from paho.mqtt.enums import CallbackAPIVersion
-
 from bmshost_mqtt.settings import LinkSettings, parse_settings
 
 log = logging.getLogger("bmshost.mqtt.link")

@@ -9,7 +9,6 @@ from bmshost.capabilities import BASIC, Capability, caps
 from bmshost.driver import DriverSpec, VariantSpec
 from bmshost.hookspecs import hookimpl
 from bmshost.registry import DriverRegistry, TransportRegistry, TransportSpec
-
 from bmshost_mqtt.options import MqttInputOptions
 
 # Everything the two payload schemas can carry; a session narrows this to what its publisher

@@ -17,11 +17,11 @@ from __future__ import annotations
 import logging
 
 import attrs
+
 from bmshost.capabilities import BASIC, Capability
 from bmshost.driver import Session, SessionContext
 from bmshost.errors import FrameError, LinkTimeout
 from bmshost.model import Sample
-
 from bmshost_mqtt.link import Message, MqttSubscriptionLink
 from bmshost_mqtt.options import MqttInputOptions
 from bmshost_mqtt.payload import Offline, parse_payload, same_layout

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 import attrs
+
 from bmshost.errors import ConfigError
 from bmshost.url import LinkUrl
 

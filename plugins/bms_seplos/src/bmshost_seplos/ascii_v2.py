@@ -10,7 +10,6 @@ from collections.abc import Sequence
 
 from bmshost.errors import FrameError
 from bmshost.model import Sample
-
 from bmshost_seplos import v2_fields
 
 SOI = 0x7E  # "~"

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 
 from bmshost.errors import FrameError
 from bmshost.model import Sample
-
 from bmshost_seplos.v2_fields import alarms_from_events, kelvin
 
 READ_COILS = 0x01

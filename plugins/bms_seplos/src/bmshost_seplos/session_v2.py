@@ -5,7 +5,6 @@ from __future__ import annotations
 from bmshost.driver import SessionContext
 from bmshost.errors import FrameError, LinkTimeout
 from bmshost.model import Sample
-
 from bmshost_seplos import ascii_v2, v2_fields
 from bmshost_seplos.options import SeplosOptions
 from bmshost_seplos.session_base import StreamSession

@@ -10,7 +10,6 @@ from __future__ import annotations
 from bmshost.driver import SessionContext
 from bmshost.errors import FrameError, LinkTimeout, NotMyBMS
 from bmshost.model import Sample
-
 from bmshost_seplos import modbus_v3 as mb
 from bmshost_seplos.session_base import StreamSession
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from bmshost.driver import Simulator
 from bmshost.errors import FrameError
 from bmshost.model import Sample
-
 from bmshost_seplos import binary_v2
 from bmshost_seplos.pack import Pack
 from bmshost_seplos.sim_v2 import events, manufacturer_info, pack_state, telemetry_info

@@ -9,7 +9,6 @@ from __future__ import annotations
 from bmshost.driver import Simulator
 from bmshost.errors import FrameError
 from bmshost.model import Sample
-
 from bmshost_seplos import ascii_v2
 from bmshost_seplos.pack import Pack
 from bmshost_seplos.v2_fields import KELVIN

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from bmshost.driver import Simulator
 from bmshost.model import Sample
-
 from bmshost_seplos import modbus_v3 as mb
 from bmshost_seplos.pack import Pack
 from bmshost_seplos.sim_v2 import pack_state, parse_addresses

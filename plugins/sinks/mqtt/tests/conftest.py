@@ -15,6 +15,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
 from bmshost.capabilities import Capability
 from bmshost.commands import validate
 from bmshost.model import (
@@ -27,7 +29,6 @@ from bmshost.model import (
     Sample,
 )
 from bmshost.sink import BatteryUpdate
-from paho.mqtt.enums import CallbackAPIVersion
 
 
 def free_port() -> int:

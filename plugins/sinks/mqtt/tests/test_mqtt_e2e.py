@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from bmshost.model import SAMPLE_FIELDS
 
 pytest.importorskip("bmshost_jbd")

@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 import pytest
+
 from bmshost.capabilities import Capability
 from bmshost.model import CommandKind
 from bmshost_sink_mqtt.options import MqttSinkOptions

@@ -8,6 +8,9 @@ import math
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bmshost.capabilities import Capability
 from bmshost.errors import ConfigError
 from bmshost.model import Command, CommandKind, Derived
@@ -18,8 +21,6 @@ from bmshost_sink_mqtt.plugin import bmshost_register_sinks
 from bmshost_sink_mqtt.sink import MqttSink, make_mqtt_sink
 from bmshost_sink_mqtt.state import Throttle, encode_state, flatten
 from bmshost_sink_mqtt.topics import battery_topics, topic_id
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 ALL = frozenset(Capability)
 

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
+
 from bmshost_sink_venus import localsettings_standin
 from bmshost_sink_venus.sink import VenusSink
 from bmshost_sink_venus.testing import Client, make_sink

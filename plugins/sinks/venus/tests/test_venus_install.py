@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from bmshost_sink_venus import cli
 from bmshost_sink_venus.install import MARKER, InstallOptions, install, status, uninstall
 

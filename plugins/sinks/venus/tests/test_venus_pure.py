@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bmshost.capabilities import BASIC, Capability
 from bmshost_sink_venus import paths as P
 from bmshost_sink_venus.render import Face, render
 from bmshost_sink_venus.testing import sample16, update
 from bmshost_sink_venus.writes import decide
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 FACE_CAPS = BASIC | {Capability.DISABLE_CHARGING, Capability.SOC_RESET}
 
@@ -99,6 +100,7 @@ def test_plugin_registers_the_sink_and_the_command() -> None:
 
 def test_options_are_validated() -> None:
     import pytest
+
     from bmshost.errors import ConfigError
     from bmshost.options import structure
     from bmshost_sink_venus.options import VenusOptions

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import dbus
+
 from bmshost_sink_venus.testing import Client, battery, published, sample16, update, wait_until
 
 MANDATORY = {

@@ -7,6 +7,7 @@ from typing import Any
 
 import dbus
 import pytest
+
 from bmshost.capabilities import BASIC, Capability
 from bmshost.model import Command, CommandKind, Derived
 from bmshost_sink_venus.testing import Client, battery, published, sample16, update

@@ -13,10 +13,10 @@ import math
 from typing import Any
 
 import attrs
+
 from bmshost.capabilities import Capability
 from bmshost.commands import validate
 from bmshost.model import Command, CommandKind
-
 from bmshost_sink_mqtt.topics import CONTROLS
 
 MAX_COMMAND = 256  # bytes; a command is a word or a number

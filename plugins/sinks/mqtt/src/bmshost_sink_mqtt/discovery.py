@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from typing import Any
 
 import attrs
+
 from bmshost.capabilities import Capability
 from bmshost.model import ALARM_NAMES
-
 from bmshost_sink_mqtt.topics import BatteryTopics
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from bmshost.hookspecs import hookimpl
 from bmshost.registry import SinkRegistry
 from bmshost.sink import SinkSpec
-
 from bmshost_sink_mqtt.options import MqttSinkOptions
 
 

@@ -18,9 +18,9 @@ from concurrent.futures import Future
 from typing import Any
 
 import attrs
+
 from bmshost.model import Command, CommandResult
 from bmshost.sink import BatteryHandle, BatteryUpdate, Sink, SinkContext
-
 from bmshost_sink_mqtt import discovery
 from bmshost_sink_mqtt.client import Connection
 from bmshost_sink_mqtt.commands import Refusal, parse_command, result_payload

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 
 import attrs
+
 from bmshost.model import CommandKind
 
 ONLINE = "online"

@@ -14,6 +14,7 @@ from statistics import fmean
 from typing import Any
 
 import attrs
+
 from bmshost import __version__
 from bmshost.capabilities import Capability
 from bmshost.model import Derived, Limits, Sample

@@ -22,6 +22,7 @@ from typing import Any
 import attrs
 import dbus
 import dbus.bus
+
 from bmshost.capabilities import Capability
 from bmshost.model import Command, CommandKind
 from bmshost.sink import BatteryHandle, BatteryUpdate, Sink, SinkContext

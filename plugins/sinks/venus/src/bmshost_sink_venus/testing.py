@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 import dbus
 import dbus.bus
+
 from bmshost.capabilities import BASIC, Capability
 from bmshost.model import Command, CommandResult, Derived, History, Identity, Limits, Sample
 from bmshost.sink import BatteryUpdate, SinkContext

@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 import attrs
+
 from bmshost.capabilities import Capability
 from bmshost.model import Command, CommandKind
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-
 from collections.abc import Mapping
 from typing import Any
 
@@ -55,7 +54,7 @@ def _explain_os_error(port: str, exc: BaseException) -> str:
     text = str(exc)
     if "exclusively lock" in text or "Resource temporarily unavailable" in text:
         return f"{port}: port is busy (another program has it open)"
-    if "No such file" in text or "could not open port" in text and "[Errno 2]" in text:
+    if "No such file" in text or ("could not open port" in text and "[Errno 2]" in text):
         return f"{port}: no such device"
     return f"{port}: cannot open ({text})"
 

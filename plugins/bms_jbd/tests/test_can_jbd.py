@@ -1,0 +1,186 @@
+"""JBD CAN: the broadcast codec (spec layouts; no captures exist), fuzzing, and the session
+against the simulator in-process and over python-can's virtual bus through the CAN transport."""
+
+from __future__ import annotations
+
+import itertools
+import struct
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bmshost.driver import SessionContext
+from bmshost.errors import FrameError, LinkTimeout
+from bmshost.link import CanFrame
+from bmshost.plugins import load_plugins
+from bmshost.testing import make_sim_link
+from bmshost.url import parse_link_url
+from bmshost_jbd import can_codec
+from bmshost_jbd.can_session import JbdCanSession
+from bmshost_jbd.can_sim import JbdCanSimulator
+
+_channels = itertools.count()
+
+
+def f(ident: int, data: bytes) -> CanFrame:
+    return CanFrame(ident, data, False)
+
+
+def _variant() -> Any:
+    spec = load_plugins().registries.drivers.get("jbd")
+    assert spec is not None
+    return spec.variant("can")
+
+
+def session_for(link: Any, timeout: float = 0.3) -> JbdCanSession:
+    return JbdCanSession(
+        SessionContext(link=link, variant=_variant(), options=None, timeout=timeout, retries=0)
+    )
+
+
+def test_measurements_frame() -> None:
+    # 53.12 V, -12.3 A (discharging), 21.5 °C, 42 cycles
+    s = can_codec.decode_frame(f(0x356, struct.pack("<HhhH", 5312, -123, 215, 42)))
+    assert (s.voltage, s.current, s.temperatures, s.cycles) == (53.12, -12.3, [21.5], 42)
+
+
+def test_limits_and_soc_frames() -> None:
+    s = can_codec.decode_frame(f(0x351, struct.pack("<HHHH", 568, 1500, 2000, 448)))
+    assert (s.bms_charge_voltage_limit, s.bms_charge_current_limit) == (56.8, 150.0)
+    assert (s.bms_discharge_current_limit, s.bms_discharge_voltage_limit) == (200.0, 44.8)
+    s = can_codec.decode_frame(f(0x355, struct.pack("<HHH", 61, 98, 6095)))
+    assert (s.soc, s.soh) == (60.95, 98.0)  # the 0.01 % value wins
+    s = can_codec.decode_frame(f(0x355, struct.pack("<HH", 61, 98)))
+    assert s.soc == 61.0
+
+
+def test_alarm_and_warning_bits() -> None:
+    alarm = bytes([0x04, 0x00, 0x40, 0x00])  # cell OV (byte0 b2), internal fault (byte2 b6)
+    warning = bytes([0x00, 0x01, 0x00, 0x01])  # low temperature, cell imbalance
+    s = can_codec.decode_frame(f(0x35A, alarm + warning))
+    assert s.alarms is not None
+    assert s.alarms["high_cell_voltage"] == 2 and s.alarms["internal_failure"] == 2
+    assert s.alarms["low_temperature"] == 1 and s.alarms["cell_imbalance"] == 1
+    assert s.alarms["low_cell_voltage"] == 0
+
+
+def test_extremes_capacity_and_strings() -> None:
+    frames = {
+        0x355: f(0x355, struct.pack("<HHH", 50, 100, 5000)),
+        0x356: f(0x356, struct.pack("<HhhH", 5320, 0, 200, 1)),
+        0x373: f(0x373, struct.pack("<HHHH", 3320, 3330, 293, 296)),
+        0x35F: f(0x35F, struct.pack("<HHHH", 1, 0x0C04, 0, 0x21)),  # capacity 0 (UP16S015)
+        0x379: f(0x379, struct.pack("<H", 300) + bytes(6)),
+        0x370: f(0x370, b"UP16S015"),
+        0x371: f(0x371, b"-16S\0\0\0\0"),
+        0x380: f(0x380, b"JBD87654"),
+        0x381: f(0x381, b"321\0\0\0\0\0"),
+    }
+    s = can_codec.combine(frames)
+    assert s.capacity_ah == 300.0 and s.model == "UP16S015-16S" and s.serial_number == "JBD87654321"
+    assert s.extra is not None and s.extra["min_cell_voltage"] == 3.32
+    assert s.extra["max_temperature"] == 22.9 and s.extra["cell_count_estimate"] == 16
+    assert s.cell_voltages is None  # the protocol has no single cells: none are made up
+    assert s.power == 0.0
+
+
+@pytest.mark.parametrize(
+    ("frame", "reason"),
+    [
+        (f(0x356, b"\x01\x02"), "need 8"),
+        (CanFrame(0x356, bytes(8), True), "11-bit"),
+        (f(0x123, bytes(8)), "not a JBD CAN frame"),
+        (f(0x373, struct.pack("<HHHH", 3400, 3300, 290, 291)), "minimum above maximum"),
+        (f(0x355, struct.pack("<HH", 250, 100)), "out of range"),
+    ],
+)
+def test_bad_frames(frame: CanFrame, reason: str) -> None:
+    with pytest.raises(FrameError, match=reason):
+        can_codec.decode_frame(frame)
+
+
+def test_decode_for_the_cli() -> None:
+    sim = JbdCanSimulator(cells=16, soc=40)
+    lines = [fr.to_candump() for fr in sim.broadcast()]
+    sample = can_codec.decode([CanFrame.from_candump(x) for x in lines])
+    assert sample.soc == 40.0 and sample.capacity_ah == 100.0
+    with pytest.raises(FrameError):
+        can_codec.decode([])
+    with pytest.raises(FrameError):
+        can_codec.decode([b"\xdd\x03"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from([*sorted(can_codec.IDS), 0x100, 0x7FF]), st.binary(max_size=8), st.booleans()
+)
+def test_codec_fuzz_random_frames(ident: int, data: bytes, extended: bool) -> None:
+    try:
+        can_codec.decode_frame(CanFrame(ident, data, extended))
+    except FrameError:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 18), st.integers(0, 7), st.integers(0, 255))
+def test_codec_fuzz_mutated_broadcasts(index: int, pos: int, value: int) -> None:
+    frames = list(JbdCanSimulator().broadcast())
+    target = frames[index]
+    data = bytearray(target.data)
+    data[pos % len(data)] = value
+    frames[index] = CanFrame(target.arbitration_id, bytes(data), False)
+    try:
+        can_codec.decode(frames)
+    except FrameError:
+        pass
+
+
+async def test_session_over_sim_can_link_equals_state() -> None:
+    sim = JbdCanSimulator(cells=16, packs=2, soc=55.5, current=-30)
+    link = make_sim_link(sim, url="sim:jbd?variant=can", clock=lambda: 0.0)
+    await link.open()
+    session = session_for(link)
+    sample = await session.read()
+    truth = sim.state()
+    assert sample.to_json_dict() == truth.to_json_dict()
+    assert sample.soc == 55.5 and sample.current == -30.0 and sample.capacity_ah == 200.0
+    again = await session.read()
+    assert again.voltage == truth.voltage
+
+
+async def test_silent_bus_times_out_naming_what_is_missing() -> None:
+    sim = JbdCanSimulator()
+    sim.silent = True
+    link = make_sim_link(sim, url="sim:jbd?variant=can")
+    await link.open()
+    with pytest.raises(LinkTimeout, match="0x355, 0x356, 0x373, 0x379/0x35F"):
+        await session_for(link, timeout=0.05).read()
+
+
+async def test_session_over_the_virtual_bus_through_the_can_transport() -> None:
+    from bmshost_transport_can.hub import BusHub
+    from bmshost_transport_can.link import open_can_link
+    from bmshost_transport_can.simbus import SimulatorOnBus
+
+    channel = f"jbd-can-{next(_channels)}"
+    sim = JbdCanSimulator(cells=16, soc=70.25, current=0.0)
+    variant = _variant()
+    async with SimulatorOnBus(sim, channel, period=0.05) as served:
+        link = open_can_link(
+            parse_link_url(f"can://{channel}?interface=virtual"), variant.link_params, hub=BusHub()
+        )
+        await link.open()
+        session = session_for(link, timeout=1.0)
+        sample = await session.read()
+        assert sample.soc == 70.25 and sample.model == "UP16S015-16S100A"
+        assert sample.voltage == sim.voltage() and sample.bms_charge_current_limit == 50.0
+        assert link.health["frames_received"] >= 19 and served.sent >= 19
+        await link.close()
+
+
+def test_can_variant_registration() -> None:
+    variant = _variant()
+    assert variant.transports == ("can",) and variant.recognise is None
+    assert "can_filters" in variant.link_params

@@ -1,0 +1,243 @@
+"""python-can links on the virtual bus: filters, shared buses, cache, periodic sends, bitrate."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import can
+import pytest
+from can_fixtures import BeaconSimulator, channel, until
+
+from bmshost.errors import ConfigError, LinkError
+from bmshost.link import CanFrame
+from bmshost.plugins import load_plugins
+from bmshost.url import parse_link_url
+from bmshost_transport_can.cache import FrameCache
+from bmshost_transport_can.hub import BusHub, python_can_bus
+from bmshost_transport_can.link import PythonCanLink, open_can_link
+from bmshost_transport_can.params import parse_params
+from bmshost_transport_can.simbus import SimulatorOnBus
+from bmshost_transport_can.socketcan import current_bitrate, ensure_bitrate
+
+
+def link_for(ch: str, query: str = "", hub: BusHub | None = None, **kw: Any) -> PythonCanLink:
+    url = parse_link_url(f"can://{ch}?interface=virtual{'&' + query if query else ''}")
+    return open_can_link(url, {}, hub=hub or BusHub(), **kw)
+
+
+def test_url_forms() -> None:
+    p = parse_params(parse_link_url("can://can0?bitrate=250000"))
+    assert (p.interface, p.channel, p.bitrate, p.auto_bitrate) == (
+        "socketcan",
+        "can0",
+        250000,
+        False,
+    )
+    p = parse_params(parse_link_url("can://PCAN_USBBUS1?interface=pcan&bitrate=auto"))
+    assert (p.interface, p.channel, p.bitrate, p.auto_bitrate) == (
+        "pcan",
+        "PCAN_USBBUS1",
+        None,
+        True,
+    )
+    p = parse_params(parse_link_url("can://can0?filter=351:7F0,18FF50E5"))
+    assert [(f.can_id, f.can_mask) for f in p.filters] == [(0x351, 0x7F0), (0x18FF50E5, 0x1FFFFFFF)]
+    p = parse_params(
+        parse_link_url("can://can0"),
+        {"bitrate": 500000, "can_filters": [{"can_id": 0x350, "can_mask": 0x7F0}]},
+    )
+    assert p.bitrate == 500000 and p.filters[0].accepts(0x35A, False)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("can://", "expected can://<channel>"),
+        ("can://can0?bitrate=fast", "bit/s or auto"),
+        ("can://can0?bitrate=5", "outside"),
+        ("can://can0?filter=xyz", "hex ID"),
+        ("can://can0?colour=red", "unknown parameter"),
+        ("can://can0?probe_window=soon", "seconds"),
+    ],
+)
+def test_bad_urls(text: str, reason: str) -> None:
+    with pytest.raises(ConfigError, match=reason):
+        parse_params(parse_link_url(text))
+
+
+async def test_broadcasts_arrive_in_order_and_fill_the_cache() -> None:
+    ch = channel("bcast")
+    async with SimulatorOnBus(BeaconSimulator(), ch, period=0.01):
+        link = link_for(ch)
+        await link.open()
+        frames = [await link.recv(1.0) for _ in range(4)]
+        assert [f.arbitration_id for f in frames if f] == [0x351, 0x355, 0x351, 0x355]
+        assert frames[2] is not None and frames[2].data[0] == frames[0].data[0] + 1  # type: ignore[union-attr]
+        cached = link.cache.get(0x355)
+        assert cached is not None and cached.data[1] == 2
+        health = link.health
+        assert health["frames_received"] >= 4 and health["ids_seen"] == 2
+        await link.close()
+        assert not link.is_open
+
+
+async def test_per_link_filters_on_one_shared_bus() -> None:
+    ch = channel("filters")
+    hub = BusHub()
+    sim = BeaconSimulator()
+    async with SimulatorOnBus(sim, ch, period=0.01):
+        only_351 = link_for(ch, "filter=351", hub=hub)
+        only_355 = link_for(ch, "filter=355:7FF", hub=hub)
+        await only_351.open()
+        await only_355.open()
+        assert (
+            hub.get(("virtual", ch)) is not None and len(hub.get(("virtual", ch)).subscribers) == 2
+        )  # type: ignore[union-attr]
+        a = [await only_351.recv(1.0) for _ in range(3)]
+        b = [await only_355.recv(1.0) for _ in range(3)]
+        assert {f.arbitration_id for f in a if f} == {0x351}
+        assert {f.arbitration_id for f in b if f} == {0x355}
+        await only_351.close()
+        assert hub.get(("virtual", ch)) is not None  # still used by the other link
+        await only_355.close()
+        assert hub.get(("virtual", ch)) is None  # last one out closes the bus
+
+
+async def test_request_and_reply() -> None:
+    ch = channel("req")
+    sim = BeaconSimulator()
+    async with SimulatorOnBus(sim, ch, period=10.0):
+        link = link_for(ch, "filter=101")
+        await link.open()
+        await link.send(CanFrame(0x100, b"\x01\x02\x03", False))
+        reply = await link.recv(1.0)
+        assert reply == CanFrame(0x101, b"\x01\x02\x03", False)
+        assert await link.recv(0.01) is None
+        await link.close()
+
+
+async def test_periodic_requests_until_close() -> None:
+    ch = channel("periodic")
+    sim = BeaconSimulator()
+    async with SimulatorOnBus(sim, ch, period=10.0):
+        link = link_for(ch, "filter=101")
+        await link.open()
+        link.start_periodic(CanFrame(0x305, b"\x00" * 8, False), 0.01)
+        await until(lambda: len(sim.requests) >= 3)
+        await link.close()
+        count = len(sim.requests)
+        await _settle()
+        assert len(sim.requests) == count  # stopped with the link
+        assert all(f.arbitration_id == 0x305 for f in sim.requests)
+        with pytest.raises(ValueError):
+            link.start_periodic(CanFrame(0x305, b"", False), 0)
+
+
+async def _settle() -> None:
+    import asyncio
+
+    await asyncio.sleep(0.05)
+
+
+async def test_closed_link_refuses_io() -> None:
+    link = link_for(channel("closed"))
+    with pytest.raises(LinkError, match="not open"):
+        await link.send(CanFrame(1, b"", False))
+    with pytest.raises(LinkError, match="not open"):
+        await link.recv(0.01)
+
+
+def _per_bitrate_factory(interface: str, ch: str, bitrate: int | None) -> Any:
+    # A bus per bitrate: a BMS on "<ch>@500000" is heard only when the link listens at 500 kbit/s.
+    return python_can_bus("virtual", f"{ch}@{bitrate}", None)
+
+
+async def test_auto_bitrate_finds_the_rate_the_bms_uses() -> None:
+    ch = channel("auto")
+    async with SimulatorOnBus(BeaconSimulator(), f"{ch}@500000", period=0.01):
+        link = link_for(ch, "bitrate=auto&probe_window=0.2", hub=BusHub(_per_bitrate_factory))
+        await link.open()
+        assert link.bitrate == 500000 and link.health["bitrate"] == 500000
+        assert (await link.recv(1.0)) is not None
+        await link.close()
+
+
+async def test_auto_bitrate_on_a_silent_bus_names_what_was_tried() -> None:
+    link = link_for(
+        channel("silent"), "bitrate=auto&probe_window=0.02", hub=BusHub(_per_bitrate_factory)
+    )
+    with pytest.raises(LinkError, match=r"no BMS frames heard at 250 kbit/s, 500 kbit/s"):
+        await link.open()
+    assert not link.is_open
+
+
+async def test_socketcan_bitrate_is_applied_with_ip() -> None:
+    calls: list[list[str]] = []
+    current = json.dumps([{"linkinfo": {"info_data": {"bittiming": {"bitrate": 500000}}}}])
+
+    async def runner(argv: list[str]) -> tuple[int, str, str]:
+        calls.append(argv)
+        return (0, current, "") if "show" in argv else (0, "", "")
+
+    await ensure_bitrate("can0", 500000, runner)
+    assert len(calls) == 1  # already right: nothing changed
+    await ensure_bitrate("can0", 250000, runner)
+    assert calls[-2] == ["ip", "link", "set", "dev", "can0", "type", "can", "bitrate", "250000"]
+
+    async def refusing(argv: list[str]) -> tuple[int, str, str]:
+        return (
+            (0, "[]", "")
+            if "show" in argv
+            else (2, "", "RTNETLINK answers: Operation not permitted")
+        )
+
+    with pytest.raises(
+        LinkError, match=r"Operation not permitted.*ip link set can0 type can bitrate 250000"
+    ):
+        await ensure_bitrate("can0", 250000, refusing)
+    assert current_bitrate("not json") is None and current_bitrate("[{}]") is None
+
+
+async def test_socketcan_link_sets_its_bitrate_before_opening() -> None:
+    ch = channel("sock")
+    asked: list[tuple[str, int]] = []
+
+    async def setter(channel_name: str, bitrate: int) -> None:
+        asked.append((channel_name, bitrate))
+
+    url = parse_link_url(f"can://{ch}?bitrate=250000")  # socketcan by default
+    link = open_can_link(
+        url,
+        {},
+        hub=BusHub(lambda i, c, b: python_can_bus("virtual", c, None)),
+        set_socketcan_bitrate=setter,
+    )
+    await link.open()
+    assert asked == [(ch, 250000)]
+    await link.close()
+
+
+async def test_missing_interface_is_a_clear_link_error() -> None:
+    link = open_can_link(parse_link_url("can://nosuchcan7"), {}, hub=BusHub())
+    with pytest.raises(LinkError, match="CAN socketcan:nosuchcan7: cannot open"):
+        await link.open()
+
+
+def test_frame_cache_expiry_and_silence() -> None:
+    now = [0.0]
+    cache = FrameCache(max_age=5.0, silence=2.0, clock=lambda: now[0])
+    cache.put(CanFrame(0x351, b"\x01", False))
+    now[0] = 1.5
+    cache.put(CanFrame(0x355, b"\x02", False))
+    now[0] = 3.4
+    assert cache.get(0x351) is not None and set(cache.snapshot()) == {0x351, 0x355}
+    now[0] = 5.1  # 0x351 is 5.1 s old: stale; and 3.6 s of silence clears the rest
+    assert cache.get(0x351) is None and cache.get(0x355) is None and cache.snapshot() == {}
+    assert cache.last_frame_age == pytest.approx(3.6)
+
+
+def test_plugin_registers_can_scheme() -> None:
+    spec = load_plugins().registries.transports.for_scheme("can")
+    assert spec is not None and spec.kind == "can"
+    assert can.__version__.startswith("4.")
