@@ -68,21 +68,29 @@ def _rss_after(seconds: float) -> dict[str, Any]:
             [sys.executable, "-m", "bmshost.cli", "run", "--demo", "--json"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
         )
+        def cpu_seconds() -> float:
+            with open(f"/proc/{proc.pid}/stat") as fh:
+                parts = fh.read().split()
+            return (int(parts[13]) + int(parts[14])) / os.sysconf("SC_CLK_TCK")
+
         try:
-            time.sleep(seconds)
+            warm = min(5.0, seconds / 2)
+            time.sleep(warm)  # start-up (imports, plugin loading) is not steady-state cost
+            cpu_warm = cpu_seconds()
+            time.sleep(seconds - warm)
             with open(f"/proc/{proc.pid}/status") as fh:
                 fields = dict(line.split(":", 1) for line in fh)
             rss_kb = int(fields["VmRSS"].split()[0])
-            with open(f"/proc/{proc.pid}/stat") as fh:
-                parts = fh.read().split()
-            ticks = os.sysconf("SC_CLK_TCK")
-            cpu = (int(parts[13]) + int(parts[14])) / ticks
+            cpu = cpu_seconds()
         finally:
             proc.terminate()
             proc.wait(10)
     return {
         f"rss_mb_after_{seconds:.0f}s": round(rss_kb / 1024, 1),
         "run_cpu_s_total": round(cpu, 2),
+        # 1 s poll interval: CPU per second of steady running = CPU per poll, all included
+        # (the simulated pack, the JSON console output to /dev/null, asyncio, timers).
+        "run_steady_cpu_ms_per_poll": round((cpu - cpu_warm) / (seconds - warm) * 1000, 2),
     }
 
 

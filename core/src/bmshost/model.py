@@ -130,17 +130,20 @@ class Sample:
         Several frames of one read (basic info + cells + version) each give a partial sample;
         merging them gives the read's sample. Alarms and extras are merged key by key.
         """
-        values: dict[str, Any] = {}
+        # Both inputs were validated when built, so the result is assembled without __init__
+        # (this runs several times per poll cycle).
+        out = object.__new__(Sample)
         for name in SAMPLE_FIELDS:
             mine = getattr(self, name)
             theirs = getattr(other, name)
             if theirs is None:
-                values[name] = mine
+                value = mine
             elif mine and name in ("alarms", "extra"):
-                values[name] = {**mine, **theirs}
+                value = {**mine, **theirs}
             else:
-                values[name] = theirs
-        return Sample(**values)
+                value = theirs
+            object.__setattr__(out, name, value)
+        return out
 
     def fill_derived(self) -> Sample:
         """Fill values that follow from others (power) without inventing data."""
@@ -208,7 +211,7 @@ class Limits:
     battery_low_voltage: float | None = None  # V, /Info/BatteryLowVoltage (min cell × cells)
 
     def to_json_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in attrs.asdict(self).items() if v is not None}
+        return _set_fields(self, _LIMITS_FIELDS)
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -294,7 +297,7 @@ class History:
     charged_energy: float | None = None  # kWh
 
     def to_json_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in attrs.asdict(self).items() if v is not None}
+        return _set_fields(self, _HISTORY_FIELDS)
 
 
 @attrs.define(slots=True, kw_only=True)
@@ -325,13 +328,28 @@ class Derived:
 
     def to_json_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for field in attrs.fields(Derived):
-            value = getattr(self, field.name)
+        for name in _DERIVED_FIELDS:
+            value = getattr(self, name)
             if value is None:
                 continue
             if isinstance(value, History):
                 value = value.to_json_dict()
-            elif field.name == "time_to_soc":
+            elif name == "time_to_soc":
                 value = {str(k): v for k, v in value.items()}
-            out[field.name] = value
+            out[name] = value
         return out
+
+
+def _set_fields(obj: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    """The fields of ``obj`` that are set, by name (cheaper than attrs.asdict every cycle)."""
+    out: dict[str, Any] = {}
+    for name in names:
+        value = getattr(obj, name)
+        if value is not None:
+            out[name] = value
+    return out
+
+
+_LIMITS_FIELDS = tuple(f.name for f in attrs.fields(Limits))
+_HISTORY_FIELDS = tuple(f.name for f in attrs.fields(History))
+_DERIVED_FIELDS = tuple(f.name for f in attrs.fields(Derived))
