@@ -8,50 +8,28 @@ discharge FET, each raising the matching alarm.
 
 from __future__ import annotations
 
-import itertools
-
 import attrs
 
-# (SoC %, open-circuit cell voltage V) of a LiFePO4 cell.
-_OCV = (
-    (0.0, 2.50),
-    (5.0, 3.00),
-    (10.0, 3.20),
-    (30.0, 3.26),
-    (60.0, 3.30),
-    (90.0, 3.34),
-    (99.0, 3.45),
-    (100.0, 3.60),
-)
+from bmshost.simpack import LIFEPO4_OCV, SimulatedPack, interpolate
+
 CELL_HIGH = 3.65
 CELL_LOW = 2.50
 INTERNAL_RESISTANCE = 0.001  # Ω per cell
 
 
 def ocv(soc: float) -> float:
-    soc = min(100.0, max(0.0, soc))
-    for (s0, v0), (s1, v1) in itertools.pairwise(_OCV):
-        if soc <= s1:
-            return v0 + (v1 - v0) * (soc - s0) / (s1 - s0)
-    return _OCV[-1][1]
+    return interpolate(LIFEPO4_OCV, soc)
 
 
 @attrs.define(slots=True, kw_only=True)
-class Pack:
-    cells: int = 16
+class Pack(SimulatedPack):
+    """The current is + = charging; each simulator encodes it the way its protocol does."""
+
     sensors: int = 2
-    capacity_ah: float = 100.0
-    soc: float = 60.0
-    current: float = 0.0  # A, + = charging (the simulator encodes it per protocol)
     temperature: float = 25.0
     mosfet_temperature: float = 30.0
-    charge_fet: bool = True
-    discharge_fet: bool = True
     balancer_enabled: bool = True
     cycles: int = 7
-    charged_ah: float = 0.0
-    high_cell_trip: bool = False
-    low_cell_trip: bool = False
     serial: str = "DALYSIM00001"
 
     def __attrs_post_init__(self) -> None:
@@ -59,18 +37,6 @@ class Pack:
             raise ValueError("cells must be 1..48")
         if not 1 <= self.sensors <= 8:
             raise ValueError("sensors must be 1..8")
-
-    @property
-    def remaining_ah(self) -> float:
-        return self.capacity_ah * self.soc / 100
-
-    def effective_current(self) -> float:
-        """The current that flows: an open FET blocks its direction."""
-        if self.current > 0 and not self.charge_fet:
-            return 0.0
-        if self.current < 0 and not self.discharge_fet:
-            return 0.0
-        return self.current
 
     def cell_voltages(self) -> list[float]:
         base = ocv(self.soc) + self.effective_current() * INTERNAL_RESISTANCE
@@ -92,26 +58,9 @@ class Pack:
         return round(sum(self.cell_voltages()), 2)
 
     def tick(self, dt: float) -> None:
-        current = self.effective_current()
-        ah = current * dt / 3600
-        self.soc = min(100.0, max(0.0, self.soc + ah / self.capacity_ah * 100))
-        if ah > 0:
-            self.charged_ah += ah
-            while self.charged_ah >= self.capacity_ah:
-                self.charged_ah -= self.capacity_ah
-                self.cycles += 1
+        current = self.integrate(dt)
         self.temperature += (abs(current) * 0.0005 - (self.temperature - 25.0) * 0.001) * dt
         self.protect()
 
     def protect(self) -> None:
-        cells = self.cell_voltages()
-        if max(cells) > CELL_HIGH:
-            self.high_cell_trip = True
-            self.charge_fet = False
-        elif self.high_cell_trip and max(cells) < CELL_HIGH - 0.1:
-            self.high_cell_trip = False
-        if min(cells) < CELL_LOW:
-            self.low_cell_trip = True
-            self.discharge_fet = False
-        elif self.low_cell_trip and min(cells) > CELL_LOW + 0.3:
-            self.low_cell_trip = False
+        self.trip(self.cell_voltages(), CELL_HIGH, CELL_LOW, CELL_HIGH - 0.1, CELL_LOW + 0.3)

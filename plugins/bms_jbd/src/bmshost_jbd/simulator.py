@@ -7,12 +7,12 @@ honoured. ``silent`` makes it stop answering, for staleness tests.
 
 from __future__ import annotations
 
-import itertools
 import math
 import struct
 
 from bmshost.driver import Simulator
 from bmshost.model import Sample
+from bmshost.simpack import interpolate
 from bmshost_jbd import codec
 
 # LiFePO4 open-circuit voltage by SoC (%), for a believable curve.
@@ -21,11 +21,7 @@ _OCV = ((0, 2.80), (5, 3.10), (10, 3.20), (20, 3.25), (40, 3.28), (60, 3.30), (8
 
 
 def _ocv(soc: float) -> float:
-    soc = min(100.0, max(0.0, soc))
-    for (s0, v0), (s1, v1) in itertools.pairwise(_OCV):
-        if soc <= s1:
-            return v0 + (v1 - v0) * (soc - s0) / (s1 - s0)
-    return _OCV[-1][1]
+    return interpolate(_OCV, soc)
 
 
 class JbdSimulator(Simulator):

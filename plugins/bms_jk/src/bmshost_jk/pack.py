@@ -7,13 +7,13 @@ protections trip and release with hysteresis like a real BMS. Deterministic (see
 
 from __future__ import annotations
 
-import itertools
 import math
 import random
 
 import attrs
 
 from bmshost.model import Sample
+from bmshost.simpack import interpolate
 
 # LiFePO4 open-circuit voltage (mV) at SoC points (%): flat in the middle, steep at both ends.
 _OCV = ((0.0, 2800.0), (5.0, 3150.0), (15.0, 3250.0), (90.0, 3340.0), (99.0, 3400.0),
@@ -22,11 +22,7 @@ INTERNAL_RESISTANCE_MOHM = 1.0  # per cell
 
 
 def ocv_mv(soc: float) -> float:
-    soc = min(max(soc, 0.0), 100.0)
-    for (s0, v0), (s1, v1) in itertools.pairwise(_OCV):
-        if soc <= s1:
-            return v0 + (v1 - v0) * (soc - s0) / (s1 - s0)
-    return _OCV[-1][1]
+    return interpolate(_OCV, soc)
 
 
 @attrs.define(kw_only=True)

@@ -7,70 +7,39 @@ above 3.40 V; protections open the charge FET above 3.65 V and the discharge FET
 
 from __future__ import annotations
 
-import itertools
-
 import attrs
 
-_OCV = (
-    (0.0, 2.50),
-    (5.0, 3.00),
-    (10.0, 3.20),
-    (30.0, 3.26),
-    (60.0, 3.30),
-    (90.0, 3.34),
-    (99.0, 3.45),
-    (100.0, 3.62),
-)
+from bmshost.simpack import LIFEPO4_OCV, SimulatedPack, interpolate
+
+# The shared LiFePO4 curve, ending a little higher (these boards report 3.62 V cells at full).
+_OCV = (*LIFEPO4_OCV[:-1], (100.0, 3.62))
 CELL_HIGH = 3.65
 CELL_LOW = 2.50
 INTERNAL_RESISTANCE = 0.001  # ohm per cell
 
 
 def ocv(soc: float) -> float:
-    soc = min(100.0, max(0.0, soc))
-    for (s0, v0), (s1, v1) in itertools.pairwise(_OCV):
-        if soc <= s1:
-            return v0 + (v1 - v0) * (soc - s0) / (s1 - s0)
-    return _OCV[-1][1]
+    return interpolate(_OCV, soc)
 
 
 @attrs.define(slots=True, kw_only=True)
-class Pack:
-    cells: int = 16
+class Pack(SimulatedPack):
     sensors: int = 4  # cell sensors; ambient and power (MOSFET) sensors come on top
     capacity_ah: float = 280.0
-    soc: float = 60.0
     soh: float = 99.5
-    current: float = 0.0  # A, + = charging
     temperature: float = 25.0
     ambient: float = 22.0
     mosfet_temperature: float = 30.0
-    charge_fet: bool = True
-    discharge_fet: bool = True
     heater: bool = False
     cycles: int = 12
     charge_limit: float = 140.0  # A, what the BMS tells the inverter
     discharge_limit: float = 200.0
-    charged_ah: float = 0.0
-    high_cell_trip: bool = False
-    low_cell_trip: bool = False
 
     def __attrs_post_init__(self) -> None:
         if not 1 <= self.cells <= 16:
             raise ValueError("cells must be 1..16")
         if not 1 <= self.sensors <= 4:
             raise ValueError("sensors must be 1..4")
-
-    @property
-    def remaining_ah(self) -> float:
-        return self.capacity_ah * self.soc / 100
-
-    def effective_current(self) -> float:
-        if self.current > 0 and not self.charge_fet:
-            return 0.0
-        if self.current < 0 and not self.discharge_fet:
-            return 0.0
-        return self.current
 
     def cell_voltages(self) -> list[float]:
         base = ocv(self.soc) + self.effective_current() * INTERNAL_RESISTANCE
@@ -91,22 +60,9 @@ class Pack:
         return round(sum(self.cell_voltages()), 2)
 
     def tick(self, dt: float) -> None:
-        current = self.effective_current()
-        ah = current * dt / 3600
-        self.soc = min(100.0, max(0.0, self.soc + ah / self.capacity_ah * 100))
-        if ah > 0:
-            self.charged_ah += ah
-            while self.charged_ah >= self.capacity_ah:
-                self.charged_ah -= self.capacity_ah
-                self.cycles += 1
+        self.integrate(dt)
         self.heater = self.temperature < 5.0
         self.protect()
 
     def protect(self) -> None:
-        cells = self.cell_voltages()
-        if max(cells) > CELL_HIGH:
-            self.high_cell_trip = True
-            self.charge_fet = False
-        if min(cells) < CELL_LOW:
-            self.low_cell_trip = True
-            self.discharge_fet = False
+        self.trip(self.cell_voltages(), CELL_HIGH, CELL_LOW)
