@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -21,6 +20,7 @@ from typing import Any
 from bmshost.capabilities import Capability
 from bmshost.model import ALARM_NAMES, Command, CommandResult, Derived, Identity, Limits, Sample
 from bmshost.sink import BatteryUpdate
+from bmshost.testing import free_port
 from bmshost_mqtt.payload import parse_payload
 from bmshost_sink_mqtt.options import MqttSinkOptions
 from bmshost_sink_mqtt.sink import MqttSink
@@ -64,14 +64,8 @@ def _update(i: int) -> BatteryUpdate:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def _publish_bench(port: int | None) -> dict[str, float]:
-    options = MqttSinkOptions(port=port or _free_port(), min_interval=0.0)
+    options = MqttSinkOptions(port=port or free_port(), min_interval=0.0)
     sink = MqttSink(options)
     battery = _Battery()
     await sink.start()
@@ -121,7 +115,7 @@ def main() -> dict[str, float]:
     port: int | None = None
     with tempfile.TemporaryDirectory() as tmp:
         if shutil.which("mosquitto"):
-            port = _free_port()
+            port = free_port()
             conf = Path(tmp) / "mosquitto.conf"
             conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
             proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,

@@ -7,7 +7,10 @@ Fixtures:
 * ``sim_link`` — ``sim_link(sim)`` gives an in-process ``SimStreamLink``/``SimCanLink``;
 * ``replay_link`` — ``replay_link(path_or_dict)`` plays back a capture;
 * ``recording_sink`` — a ``RecordingSink`` that keeps every update it is given;
-* ``bmshost_plugins`` — a loaded ``PluginManager`` (all installed plugins).
+* ``bmshost_plugins`` — a loaded ``PluginManager`` (all installed plugins);
+* ``MosquittoBroker`` / ``free_port`` — a real mosquitto on 127.0.0.1 for MQTT plugins' tests;
+* ``registered_driver``, ``make_session``, ``make_simulator``, ``ManualClock``, ``ChunkedSimLink``
+  — a family's own session against its own simulator, with injected time and BLE-sized chunks.
 
 Everything here is also importable for use outside pytest.
 """
@@ -17,6 +20,8 @@ from __future__ import annotations
 import json
 import os
 import select
+import socket
+import subprocess
 import threading
 import time
 import tty
@@ -26,12 +31,13 @@ from typing import Any
 
 import pytest
 
-from bmshost.driver import Simulator
-from bmshost.link import CanLink, StreamLink
+from bmshost.driver import DriverSpec, Session, SessionContext, Simulator
+from bmshost.lazy import resolve
+from bmshost.link import BaseLink, CanLink, StreamLink
 from bmshost.plugins import PluginManager, load_plugins
 from bmshost.sink import BatteryHandle, BatteryUpdate, Sink
 from bmshost.transports.replay import ReplayCanLink, ReplayStreamLink, load_capture
-from bmshost.transports.sim import open_sim_link
+from bmshost.transports.sim import SimStreamLink, open_sim_link
 from bmshost.url import LinkUrl, parse_link_url
 
 
@@ -84,6 +90,110 @@ class PtySimulator:
                 os.close(fd)
             except OSError:
                 pass
+
+
+class ManualClock:
+    """Injected time: tests move ``now``; links and hosts call the object for the time."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def registered_driver(plugin_module: Any) -> DriverSpec:
+    """The ``DriverSpec`` a plugin module registers (without loading any other plugin)."""
+    captured: list[DriverSpec] = []
+
+    class _Registry:
+        def add(self, spec: DriverSpec) -> DriverSpec:
+            captured.append(spec)
+            return spec
+
+    plugin_module.bmshost_register_drivers(registry=_Registry())
+    if len(captured) != 1:
+        raise ValueError(f"{plugin_module.__name__} registered {len(captured)} drivers, expected 1")
+    return captured[0]
+
+
+def make_session(
+    spec: DriverSpec,
+    variant: str | None,
+    link: BaseLink,
+    *,
+    address: int | None = None,
+    options: Any = None,
+    timeout: float = 0.2,
+    retries: int = 1,
+    **kwargs: Any,
+) -> Session:
+    """A session of ``spec``'s ``variant`` on ``link`` (short timeouts suit simulators)."""
+    v = spec.variant(variant)
+    ctx = SessionContext(link=link, variant=v, options=options, address=address, timeout=timeout, retries=retries)
+    session: Session = resolve(v.session)(ctx, **kwargs)
+    return session
+
+
+def make_simulator(spec: DriverSpec, variant: str | None, **params: Any) -> Simulator:
+    simulator: Simulator = resolve(spec.variant(variant).simulator)(**params)
+    return simulator
+
+
+class ChunkedSimLink(SimStreamLink):
+    """Delivers the simulator's replies in ``chunk``-byte pieces, the way BLE notifications
+    arrive, so a session's reassembly is exercised."""
+
+    chunk = 20
+
+    async def _read(self, timeout: float) -> bytes:
+        if self._pending:
+            data = bytes(self._pending[: self.chunk])
+            del self._pending[: self.chunk]
+            return data
+        return await super()._read(timeout)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class MosquittoBroker:
+    """One mosquitto process on 127.0.0.1; ``stop``/``start`` keep the port (restart tests).
+
+    ``extra`` adds mosquitto.conf lines to the listener (e.g. TLS certificates).
+    """
+
+    def __init__(self, tmp: Path, extra: str = "") -> None:
+        self.port = free_port()
+        self.tmp = tmp
+        self.extra = extra
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        conf = self.tmp / "mosquitto.conf"
+        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{self.extra}")
+        log = (self.tmp / "mosquitto.log").open("ab")
+        self.proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=log, stderr=log)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.01)
+        raise RuntimeError(f"mosquitto did not start on port {self.port}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(5)
+            self.proc = None
 
 
 class RecordingSink(Sink):
