@@ -73,7 +73,7 @@ class Host:
             variant = driver.variant(bc.variant)
             shared = self.links.get(bc.url.raw)
             if shared is None:
-                shared = SharedLink(self._make_link(i, bc.url, variant.link_params))
+                shared = SharedLink(self.make_link(i, bc.url, variant.link_params))
                 self.links[bc.url.raw] = shared
             shared.users += 1
             battery_key = bc.name or f"{driver.name}_{bc.url.raw}_{bc.address}"
@@ -104,7 +104,8 @@ class Host:
             )
         self._built = True
 
-    def _make_link(self, index: int, url: Any, params: Any) -> BaseLink:
+    def make_link(self, index: int, url: Any, params: Any) -> BaseLink:
+        """An unopened link for ``batteries[index]`` (recording when capturing)."""
         spec = self.registries.transports.for_scheme(url.scheme)
         assert spec is not None
         factory = resolve(spec.factory)

@@ -55,7 +55,7 @@ async def _read_once(config: object, plugins: object, args: argparse.Namespace) 
     driver = host.registries.drivers.get(bc.driver)
     assert driver is not None and bc.url is not None
     variant = driver.variant(bc.variant)
-    link = host._make_link(0, bc.url, variant.link_params)
+    link = host.make_link(0, bc.url, variant.link_params)
     recorder = link.recorder
     await link.open()
     try:

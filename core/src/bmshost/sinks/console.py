@@ -123,7 +123,7 @@ class ConsoleSink(Sink):
         self.stream = stream or sys.stdout
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.view = ConsoleView(color=options.color and self.tty, bar_width=options.bar_width)
-        self._blocks: dict[str, str] = {}
+        self._latest: dict[str, tuple[BatteryHandle, BatteryUpdate]] = {}
         self._last_draw = float("-inf")
 
     def publish(self, battery: BatteryHandle, update: BatteryUpdate) -> None:
@@ -133,12 +133,14 @@ class ConsoleSink(Sink):
             self.stream.write(json.dumps(record, separators=(",", ":")) + "\n")
             self.stream.flush()
             return
-        self._blocks[battery.name] = self.view.render(battery.name, battery.connection, update)
+        self._latest[battery.name] = (battery, update)
         now = time.monotonic()
         if now - self._last_draw < self.options.refresh:
-            return
+            return  # rendered only when drawn: cycles between redraws cost nothing here
         self._last_draw = now
-        text = "\n\n".join(self._blocks.values())
+        text = "\n\n".join(
+            self.view.render(name, handle.connection, last) for name, (handle, last) in self._latest.items()
+        )
         if self.tty:
             self.stream.write("\x1b[H\x1b[2J" + text + "\n")
         else:
