@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 
+from bmshost.advertising import BleMatcher, to_matchers
 from bmshost.capabilities import Capability
 from bmshost.errors import UnsupportedCommand
 from bmshost.link import BaseLink, CanFrame
@@ -44,6 +45,9 @@ class VariantSpec:
     recognise: Callable[[bytes], bool] | None = None  # does this raw frame belong to the variant?
     link_params: Mapping[str, Any] = attrs.field(factory=dict)  # defaults: baud, parity, ...
     probes: tuple[Probe, ...] = ()
+    # advertisement data that identifies this variant's devices in `bmshost scan ble`
+    # (BleMatchers or dicts with the same keys; checked when the plugin registers)
+    ble_matchers: tuple[BleMatcher, ...] = attrs.field(default=(), converter=to_matchers)
     description: str = ""
 
 

@@ -21,15 +21,14 @@ from bmshost_jbd import codec
 from bmshost_jbd.ble import (
     JbdBleSession,
     JbdBleSimulator,
-    ble_matchers,
     find_auth_frame,
     parse_auth_reply,
     password_frame,
 )
-from bmshost_jbd.more_variants import BLE_LINK_PARAMS
+from bmshost_jbd.more_variants import BLE_LINK_PARAMS, BLE_MATCHERS
 from bmshost_transport_ble.link import BleStreamLink, open_ble_link
 from bmshost_transport_ble.manager import ConnectionManager
-from bmshost_transport_ble.matcher import Advertisement, to_matchers
+from bmshost_transport_ble.matcher import Advertisement
 from bmshost_transport_ble.scan import driver_claims
 from bmshost_transport_ble.standin import SimulatedBleBackend, StandinDevice, gatt
 
@@ -220,7 +219,7 @@ async def test_ble_captures_decode_through_the_ble_link() -> None:
 
 
 def test_advertisement_matchers_claim_jbd_devices() -> None:
-    matchers = to_matchers(ble_matchers)
+    matchers = BLE_MATCHERS
 
     def claims(adv: Advertisement) -> bool:
         return any(m.matches(adv) for m in matchers)

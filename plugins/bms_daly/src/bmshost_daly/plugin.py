@@ -6,6 +6,7 @@ or running another driver never imports them.
 
 from __future__ import annotations
 
+from bmshost.advertising import BleMatcher
 from bmshost.capabilities import BASIC, Capability, caps
 from bmshost.driver import DriverSpec, Probe, VariantSpec
 from bmshost.hookspecs import hookimpl
@@ -32,6 +33,12 @@ CAN_CAPS = caps(_A5, C.DAISY_CHAIN, C.SOC_RESET)
 # D2: per-cell balancing bits, balancer state, MOSFET sensor (when fitted); alarm words have no
 # documented bit map and no write registers are documented.
 BLE_D2_CAPS = caps(_COMMON, C.MOSFET_TEMPERATURE, C.BALANCING_STATUS, C.ALLOW_TO_BALANCE_STATE)
+
+# D2 modules: "DL-<mac>" names, or one of the manufacturer ids they advertise
+D2_MATCHERS = (
+    BleMatcher(local_name_prefix="DL-"),
+    *(BleMatcher(manufacturer_id=m) for m in (0x0102, 0x0104, 0x0302, 0x0303, 0x0402)),
+)
 
 _GATT_FFF0 = {
     "service_uuid": "0000fff0-0000-1000-8000-00805f9b34fb",
@@ -124,6 +131,7 @@ def bmshost_register_drivers(registry: DriverRegistry) -> None:
                     decoder="bmshost_daly.modbus:decode",
                     recognise=recognise_d2,
                     link_params=dict(_GATT_FFF0),
+                    ble_matchers=D2_MATCHERS,
                     description="BLE Modbus-like protocol, device id D2 (current Daly BT modules)",
                 ),
                 VariantSpec(
@@ -134,6 +142,8 @@ def bmshost_register_drivers(registry: DriverRegistry) -> None:
                     simulator="bmshost_daly.sim_a5:DalyA5Simulator",
                     decoder="bmshost_daly.a5:decode",
                     link_params=dict(_GATT_FFF0),
+                    # the same "DL-" names as the D2 modules: a scan lists both variants
+                    ble_matchers=(BleMatcher(local_name_prefix="DL-"),),
                     description="BLE carrying A5 frames (older DL- dongles); host 0x40, then 0x80",
                 ),
             ),

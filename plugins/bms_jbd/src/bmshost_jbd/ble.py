@@ -20,18 +20,6 @@ from bmshost_jbd.simulator import JbdSimulator
 AUTH_PREFIX = b"\xff\xaa"
 CMD_PASSWORD = 0x15
 
-# Advertisement data that identifies JBD boards (names used by JBD, Xiaoxiang, Overkill...;
-# the A4:C1:37/38 address blocks with the ff00 service). Plain dicts: no dependency on bleak.
-ble_matchers: tuple[dict[str, object], ...] = (
-    {"local_name_prefix": "JBD-"},
-    {"local_name_prefix": "SX1"},
-    {"local_name_prefix": "DWF"},
-    {"local_name_prefix": "SBL-"},
-    {"service_uuid": "ff00", "oui": "A4:C1:37"},
-    {"service_uuid": "ff00", "oui": "A4:C1:38"},
-)
-
-
 def sum8(data: bytes) -> int:
     return sum(data) & 0xFF
 

@@ -5,6 +5,7 @@ Import-light: only core types and lazy references.
 
 from __future__ import annotations
 
+from bmshost.advertising import BleMatcher
 from bmshost.capabilities import BASIC, Capability, caps
 from bmshost.driver import Probe, VariantSpec
 from bmshost_jbd import up16s_codec
@@ -50,6 +51,18 @@ CAN_FILTERS = (
 )
 
 
+# Advertisement data that identifies JBD boards (names used by JBD, Xiaoxiang, Overkill...; the
+# A4:C1:37/38 address blocks with the ff00 service).
+BLE_MATCHERS = (
+    BleMatcher(local_name_prefix="JBD-"),
+    BleMatcher(local_name_prefix="SX1"),
+    BleMatcher(local_name_prefix="DWF"),
+    BleMatcher(local_name_prefix="SBL-"),
+    BleMatcher(service_uuid="ff00", oui="A4:C1:37"),
+    BleMatcher(service_uuid="ff00", oui="A4:C1:38"),
+)
+
+
 def variants() -> tuple[VariantSpec, ...]:
     # BLE speaks the serial frames, so it can do exactly what the serial variant does.
     from bmshost_jbd.plugin import SERIAL_CAPABILITIES
@@ -63,6 +76,7 @@ def variants() -> tuple[VariantSpec, ...]:
             simulator="bmshost_jbd.ble:JbdBleSimulator",
             decoder="bmshost_jbd.codec:decode",
             link_params=dict(BLE_LINK_PARAMS),
+            ble_matchers=BLE_MATCHERS,
             description="JBD general protocol over Bluetooth LE (GATT ff00: ff01/ff02, DH04 fff1/fff2)",
         ),
         VariantSpec(

@@ -6,6 +6,7 @@ or starting a host that uses another family never imports the JK codecs.
 
 from __future__ import annotations
 
+from bmshost.advertising import BleMatcher
 from bmshost.capabilities import BASIC, Capability, caps
 from bmshost.driver import DriverSpec, Probe, VariantSpec
 from bmshost.hookspecs import hookimpl
@@ -96,6 +97,11 @@ def driver_spec() -> DriverSpec:
                 recognise=_recognise_ble,
                 link_params={"service_uuid": BLE_SERVICE, "notify_uuid": BLE_UUID,
                              "write_uuid": BLE_UUID, "write_response": False},
+                # the ffe0 service with one of the manufacturer ids JK modules advertise
+                ble_matchers=(
+                    BleMatcher(service_uuid=BLE_SERVICE, manufacturer_id=0x0B65),
+                    BleMatcher(service_uuid=BLE_SERVICE, manufacturer_id=0x4B4A),
+                ),
                 description="Bluetooth LE, JK02 records (firmware < 11: 24 cells, else 32)",
             ),
             VariantSpec(

@@ -5,6 +5,7 @@ Import-light on purpose: codecs, sessions and simulators are lazy references.
 
 from __future__ import annotations
 
+from bmshost.advertising import BleMatcher
 from bmshost.capabilities import BASIC, Capability, caps
 from bmshost.driver import DriverSpec, Probe, VariantSpec
 from bmshost.hookspecs import hookimpl
@@ -143,6 +144,9 @@ def bmshost_register_drivers(registry: DriverRegistry) -> None:
                     decoder="bmshost_seplos.binary_v2:decode",
                     recognise=recognise_ble,
                     link_params=dict(_GATT_FF00),
+                    ble_matchers=tuple(
+                        BleMatcher(local_name_prefix=p) for p in ("BP0", "BP1", "BP2")
+                    ),
                     description="v2 over BLE: binary 7E frames with CRC-16/XMODEM (BP0x names)",
                 ),
                 VariantSpec(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import types
 
 import pytest
 
@@ -42,12 +41,7 @@ def test_matcher_declarations_are_checked() -> None:
             to_matchers([bad])  # type: ignore[list-item]
 
 
-def _registries_with_module_matchers() -> Registries:
-    module = types.ModuleType("fake_ble_driver")
-    module.ble_matchers = ({"local_name_prefix": "FAKE-"},)  # type: ignore[attr-defined]
-    import sys
-
-    sys.modules["fake_ble_driver"] = module
+def _registries_with_declared_matchers() -> Registries:
     regs = Registries()
     regs.drivers.add(
         DriverSpec(
@@ -63,12 +57,31 @@ def _registries_with_module_matchers() -> Registries:
                     name="ble",
                     transports=("stream",),
                     capabilities=frozenset(),
-                    session="fake_ble_driver:Session",
+                    session="fake_ble_driver:Session",  # never imported by a scan
+                    ble_matchers=({"local_name_prefix": "FAKE-"},),
                 ),
             ),
         )
     )
     return regs
+
+
+def test_variant_matchers_are_checked_at_declaration() -> None:
+    with pytest.raises(ValueError, match="bad BLE matcher"):
+        VariantSpec(
+            name="ble",
+            transports=("stream",),
+            capabilities=frozenset(),
+            session=object(),
+            ble_matchers=({"colour": "red"},),
+        )
+
+
+def test_every_installed_ble_family_is_claimable() -> None:
+    from bmshost.plugins import load_plugins
+
+    claims = {(c.driver, c.variant) for c in scan.driver_claims(load_plugins().registries)}
+    assert {("jbd", "ble"), ("jk", "ble"), ("daly", "ble"), ("daly", "ble_a5"), ("seplos", "ble")} <= claims
 
 
 def _args(**kw: object) -> argparse.Namespace:
@@ -84,11 +97,11 @@ def test_scan_lists_claimed_devices(capsys: pytest.CaptureFixture[str]) -> None:
             Advertisement(address="AA:BB:CC:DD:EE:FF", local_name="Phone", rssi=-40),
         ]
 
-    assert scan.run(_args(), fake_scanner, _registries_with_module_matchers()) == 0
+    assert scan.run(_args(), fake_scanner, _registries_with_declared_matchers()) == 0
     out = capsys.readouterr().out
     assert "11:22:33:44:55:66" in out and "fake/ble" in out and "Phone" not in out
     assert (
-        scan.run(_args(all=True, json=True), fake_scanner, _registries_with_module_matchers()) == 0
+        scan.run(_args(all=True, json=True), fake_scanner, _registries_with_declared_matchers()) == 0
     )
     lines = capsys.readouterr().out.splitlines()
     assert (

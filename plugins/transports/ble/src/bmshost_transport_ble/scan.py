@@ -1,15 +1,13 @@
 """``bmshost scan ble``: list nearby devices and which installed driver claims each.
 
-A driver declares advertisement matchers per variant: ``VariantSpec.ble_matchers`` when the core
-has that field, else a module attribute ``ble_matchers`` in the module of the variant's session
-(a sequence of ``BleMatcher``s or dicts).
+A driver declares advertisement matchers per variant in ``VariantSpec.ble_matchers`` (see
+``bmshost.advertising``); no driver module is imported to scan.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import json
 import logging
 import sys
@@ -17,7 +15,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from bmshost_transport_ble.errors import explain
-from bmshost_transport_ble.matcher import Advertisement, Claim, to_matchers
+from bmshost_transport_ble.matcher import Advertisement, Claim
 
 log = logging.getLogger("bmshost.ble")
 
@@ -25,32 +23,13 @@ Scanner = Callable[[float, str], Coroutine[Any, Any, list[Advertisement]]]
 
 
 def driver_claims(registries: Any) -> list[Claim]:
-    """The BLE matchers every installed driver variant declares."""
-    claims: list[Claim] = []
-    for spec in registries.drivers:
-        for variant in spec.variants:
-            declared = getattr(variant, "ble_matchers", None)
-            if declared is None and isinstance(variant.session, str):
-                module_name = variant.session.partition(":")[0]
-                try:
-                    module = importlib.import_module(module_name)
-                except Exception as exc:  # one broken driver must not stop a scan
-                    log.warning(
-                        "driver %s/%s: cannot import %s: %s",
-                        spec.name,
-                        variant.name,
-                        module_name,
-                        exc,
-                    )
-                    continue
-                declared = getattr(module, "ble_matchers", None)
-            if not declared:
-                continue
-            try:
-                claims.append(Claim(spec.name, variant.name, to_matchers(declared)))
-            except ValueError as exc:
-                log.warning("driver %s/%s: %s", spec.name, variant.name, exc)
-    return claims
+    """The BLE matchers every installed driver variant declares (checked at registration)."""
+    return [
+        Claim(spec.name, variant.name, variant.ble_matchers)
+        for spec in registries.drivers
+        for variant in spec.variants
+        if variant.ble_matchers
+    ]
 
 
 async def bleak_scan(timeout: float, adapter: str) -> list[Advertisement]:
