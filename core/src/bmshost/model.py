@@ -66,6 +66,11 @@ SAMPLE_FIELDS: tuple[str, ...] = (
     "cycles",
     "cell_voltages",
     "cell_balancing",
+    "cell_voltage_min",
+    "cell_voltage_max",
+    "cell_voltage_min_id",
+    "cell_voltage_max_id",
+    "series_cells",
     "temperatures",
     "mosfet_temperature",
     "charge_fet",
@@ -103,6 +108,15 @@ class Sample:
     cycles: int | None = None
     cell_voltages: list[float] | None = None  # V, cell 1 first
     cell_balancing: list[bool] | None = None  # per cell, cell 1 first
+    # The BMS's own lowest/highest cell (V) and their 1-based cell numbers: what BMSes that send
+    # only the extremes (JBD CAN, JK CAN v1, ...) give, or what some send besides the list.
+    cell_voltage_min: float | None = None
+    cell_voltage_max: float | None = None
+    cell_voltage_min_id: int | None = None
+    cell_voltage_max_id: int | None = None
+    # cells in series when ``cell_voltages`` is absent (reported, or latched by the driver from a
+    # confident estimate; see ``bmshost.cellcount``); the control stages need it for CVL
+    series_cells: int | None = None
     temperatures: list[float] | None = None  # °C, battery sensors (not the MOSFET)
     mosfet_temperature: float | None = None  # °C
     charge_fet: bool | None = None
@@ -155,17 +169,18 @@ class Sample:
 
     @property
     def cell_count(self) -> int | None:
-        return len(self.cell_voltages) if self.cell_voltages is not None else None
+        """Cells in series: the list's length, else what the BMS or driver says."""
+        return len(self.cell_voltages) if self.cell_voltages else self.series_cells
 
     @property
     def min_cell_voltage(self) -> float | None:
         cells = self.cell_voltages
-        return min(cells) if cells else None
+        return min(cells) if cells else self.cell_voltage_min
 
     @property
     def max_cell_voltage(self) -> float | None:
         cells = self.cell_voltages
-        return max(cells) if cells else None
+        return max(cells) if cells else self.cell_voltage_max
 
     def to_json_dict(self) -> dict[str, Any]:
         """The contract JSON object: set fields only, in ``SAMPLE_FIELDS`` order."""

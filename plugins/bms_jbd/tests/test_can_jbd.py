@@ -80,8 +80,9 @@ def test_extremes_capacity_and_strings() -> None:
     }
     s = can_codec.combine(frames)
     assert s.capacity_ah == 300.0 and s.model == "UP16S015-16S" and s.serial_number == "JBD87654321"
-    assert s.extra is not None and s.extra["min_cell_voltage"] == 3.32
-    assert s.extra["max_temperature"] == 22.9 and s.extra["cell_count_estimate"] == 16
+    assert (s.cell_voltage_min, s.cell_voltage_max) == (3.32, 3.33)
+    assert s.extra is not None and s.extra["max_temperature"] == 22.9
+    assert s.series_cells is None  # the codec does not guess; the session latches a count
     assert s.cell_voltages is None  # the protocol has no single cells: none are made up
     assert s.power == 0.0
 
@@ -144,6 +145,9 @@ async def test_session_over_sim_can_link_equals_state() -> None:
     session = session_for(link)
     sample = await session.read()
     truth = sim.state()
+    # the session adds the latched series count (the simulator's cells are all equal: confident)
+    assert sample.series_cells == 16 and truth.series_cells is None
+    truth.series_cells = 16
     assert sample.to_json_dict() == truth.to_json_dict()
     assert sample.soc == 55.5 and sample.current == -30.0 and sample.capacity_ah == 200.0
     again = await session.read()

@@ -60,8 +60,8 @@ def test_pack_status_captures(capture: dict[str, Any]) -> None:
         e["rated_capacity"],
         e["temp_ambient"],
     )
-    assert (x["max_cell"], x["max_cell_voltage"]) == (e["max_cell_no"], e["max_cell_voltage"])
-    assert (x["min_cell"], x["min_cell_voltage"]) == (e["min_cell_no"], e["min_cell_voltage"])
+    assert (x["max_cell"], s.cell_voltage_max) == (e["max_cell_no"], e["max_cell_voltage"])
+    assert (x["min_cell"], s.cell_voltage_min) == (e["min_cell_no"], e["min_cell_voltage"])
     assert x["avg_cell_voltage"] == e["avg_cell_voltage"] and x["balance_bits"] == e["balance_bits"]
     if e["fault_flags"] & 1:
         assert s.alarms is not None and s.alarms["high_cell_voltage"] == 2

@@ -45,9 +45,12 @@ async def test_v1_only_pack_gives_pack_values_and_extremes() -> None:
     sample = await s.read()
     truth = sim.state()
     assert sample.cell_voltages is None  # v1 has no per-cell frame: nothing is made up
-    assert sample.extra is not None
-    assert sample.extra["max_cell_voltage"] == pytest.approx(max(truth.cell_voltages or []))
-    assert sample.extra["min_cell_voltage"] == pytest.approx(min(truth.cell_voltages or []))
+    cells = truth.cell_voltages or []
+    assert sample.cell_voltage_max == pytest.approx(max(cells))
+    assert sample.cell_voltage_min == pytest.approx(min(cells))
+    assert sample.cell_voltage_max_id == cells.index(max(cells)) + 1
+    assert sample.cell_voltage_min_id == cells.index(min(cells)) + 1
+    assert sample.series_cells == 16  # latched estimate: V / mean of the extremes
     assert sample.current == pytest.approx(12.0) and sample.voltage == pytest.approx(truth.voltage, abs=0.051)
     caps = driver_spec().variant("can").capabilities
     assert Capability.SINGLE_CELL_DETAILS not in caps and Capability.BMS_CURRENT_LIMITS not in caps

@@ -106,7 +106,7 @@ def test_simulator_ignores_garbage_and_other_frames() -> None:
     ("variant", "port", "cells"),
     [("ble", "sim:jk?variant=ble&cells=16&firmware=11.48", 16),
      ("ble", "sim:jk?variant=ble&cells=12&firmware=10.08", 12),
-     ("can", "sim:jk?variant=can&version=1", None),
+     ("can", "sim:jk?variant=can&version=1", 16),  # estimated from V and extremes, latched
      ("can_v2", "sim:jk?variant=can_v2&cells=16", 16)],
 )
 async def test_host_runs_each_variant(tmp_path: Path, variant: str, port: str,
@@ -129,6 +129,8 @@ async def test_host_runs_each_variant(tmp_path: Path, variant: str, port: str,
     update = sink.last("b")
     assert update.online and update.sample is not None
     assert update.sample.cell_count == cells
+    # every variant, CAN v1 (extremes only) included, gets a charge voltage limit and may charge
+    assert update.limits is not None and update.limits.cvl is not None and update.limits.ccl
     assert update.sample.voltage is not None and update.sample.soc is not None
 
 

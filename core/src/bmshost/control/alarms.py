@@ -27,6 +27,7 @@ from typing import Any
 import attrs
 
 from bmshost.capabilities import Capability
+from bmshost.control.cells import NO_CEILING, sample_cell_extremes
 from bmshost.stage import Stage, StageContext, StageSpec, Step
 
 _opt = attrs.validators.optional
@@ -200,11 +201,11 @@ def _inputs(step: Step) -> dict[str, float | None]:
     sample = step.sample
     if sample is not None:
         values["mosfet_temperature"] = sample.mosfet_temperature
-        cells = [
-            c for c in sample.cell_voltages or () if c is not None and c > 0 and math.isfinite(c)
-        ]
-        if cells:
-            low, high = min(cells), max(cells)
+        # every positive finite cell counts here (the list and the BMS's own extremes): an alarm
+        # must see a reading the limit stages would discard as implausible
+        extremes = sample_cell_extremes(sample, NO_CEILING)
+        if extremes is not None:
+            low, high = extremes
             values["min_cell"], values["max_cell"] = low, high
             values["cell_spread"] = round(high - low, 6)
     return values

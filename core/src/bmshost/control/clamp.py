@@ -12,7 +12,7 @@ import math
 from typing import Any
 
 from bmshost.capabilities import Capability
-from bmshost.control.cells import cell_stats
+from bmshost.control.cells import sample_cell_stats
 from bmshost.control.currents import MAX_CHARGE_TEXT, MAX_DISCHARGE_TEXT
 from bmshost.control.limit_options import CurrentLimitsOptions, CvlOptions, LimitsOptions
 from bmshost.model import Limits
@@ -109,7 +109,7 @@ class ClampStage(Stage):
     def step(self, step: Step) -> None:
         limits = step.limits
         sample = step.sample
-        stats = cell_stats(sample.cell_voltages, self.ceiling) if sample is not None else None
+        stats = sample_cell_stats(sample, self.ceiling) if sample is not None else None
         if stats is not None and stats.count != self._n:
             self._bounds_for(stats.count)
         previous = step.notes.get("previous_limits")

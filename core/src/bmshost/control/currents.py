@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bmshost.capabilities import Capability
-from bmshost.control.cells import cell_stats, finite_or_none
+from bmshost.control.cells import finite_or_none, sample_cell_stats
 from bmshost.control.current_recovery import HELD, CurrentRecovery
 from bmshost.control.limit_options import CurrentLimitsOptions, CvlOptions
 from bmshost.control.tables import Table
@@ -93,7 +93,7 @@ class CellVoltageStage(_TableStage):
         sample = step.sample
         if sample is None:
             return
-        stats = cell_stats(sample.cell_voltages, self.ceiling)
+        stats = sample_cell_stats(sample, self.ceiling)
         if stats is None:
             return  # unknown cells: no limit from this attribute (the reference's fallback too)
         if self.charge is not None:

@@ -12,7 +12,7 @@ import enum
 from typing import Any
 
 from bmshost.capabilities import Capability
-from bmshost.control.cells import cell_stats, finite_or_none
+from bmshost.control.cells import finite_or_none, sample_cell_stats
 from bmshost.control.limit_options import CurrentLimitsOptions, CvlOptions
 from bmshost.control.ovp import OvpRecovery, raw_target
 from bmshost.stage import Stage, StageContext, StageSpec, Step
@@ -101,7 +101,7 @@ class CvlStage(Stage):
         if sample is None:
             return  # silent BMS: the disconnect stage holds the last published limits
         o = self.o
-        stats = cell_stats(sample.cell_voltages, self.ceiling)
+        stats = sample_cell_stats(sample, self.ceiling)
         if stats is None:
             self._publish(step)  # no usable cells this cycle: hold what we had
             return

@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 
 from bmshost.capabilities import Capability
+from bmshost.control.cells import NO_CEILING, sample_cell_extremes
 from bmshost.control.limit_options import DisconnectOptions
 from bmshost.model import Limits
 from bmshost.stage import Stage, StageContext, StageSpec, Step
@@ -45,13 +46,10 @@ class DisconnectStage(Stage):
 
     def _window_ok(self, step: Step) -> bool:
         last = step.last_sample
-        cells = last.cell_voltages if last is not None else None
-        if not cells:
+        extremes = sample_cell_extremes(last, NO_CEILING)
+        if extremes is None:
             return False
-        try:
-            lo, hi = min(cells), max(cells)
-        except TypeError:
-            return False
+        lo, hi = extremes
         o = self.o
         # strict, as the reference; NaN compares false and so counts as "outside"
         return bool(

@@ -25,6 +25,7 @@ from typing import Any
 import attrs
 
 from bmshost.capabilities import Capability
+from bmshost.control.cells import sample_cell_extremes
 from bmshost.control.soc import NOTE_CAPACITY, FullChargeDetector, shared_option
 from bmshost.model import History
 from bmshost.stage import Stage, StageContext, StageSpec, Step
@@ -250,18 +251,10 @@ class HistoryStage(Stage):
 
         if voltage is not None:
             self._extremes("minimum_voltage", "maximum_voltage", voltage, voltage)
-        cells = sample.cell_voltages
-        if cells:
-            try:
-                low, high = min(cells), max(cells)
-                plausible = low > 0 and high <= self._ceiling
-            except TypeError:  # a missing (None) cell among them
-                plausible = False
-            if not plausible:  # skip missing and implausible cells
-                good = [c for c in cells if c is not None and 0 < c <= self._ceiling]
-                low, high = (min(good), max(good)) if good else (None, None)
-            if low is not None and high is not None:
-                self._extremes("minimum_cell_voltage", "maximum_cell_voltage", low, high)
+        # missing and implausible cells are skipped; the BMS's own extremes count too
+        cells = sample_cell_extremes(sample, self._ceiling)
+        if cells is not None:
+            self._extremes("minimum_cell_voltage", "maximum_cell_voltage", *cells)
         low_t, high_t = derived.min_temperature, derived.max_temperature
         if low_t is not None and high_t is not None:
             self._extremes("minimum_temperature", "maximum_temperature", low_t, high_t)
@@ -306,9 +299,9 @@ class HistoryStage(Stage):
         cycles = sample.cycles
         if cycles is not None and cycles > 0:
             v["total_ah_drawn"] = cycles * q
-            cells = sample.cell_voltages
+            cells = sample.cell_count
             if cells:
-                wh = self._float_cell * len(cells) * q * cycles
+                wh = self._float_cell * cells * q * cycles
                 v["charged_energy_wh"] = wh
                 v["discharged_energy_wh"] = wh
         v["seeded"] = True

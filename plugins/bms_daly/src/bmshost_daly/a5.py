@@ -159,13 +159,12 @@ def decode_soc_pack(d: bytes, below_is_charge: bool) -> Sample:
 
 
 def decode_cell_minmax(d: bytes) -> Sample:
+    # cell numbers are 1-based; 0 would be "no cell"
     return Sample(
-        extra={
-            "max_cell_voltage": _u16(d, 0) / 1000,
-            "max_cell": d[2],
-            "min_cell_voltage": _u16(d, 3) / 1000,
-            "min_cell": d[5],
-        }
+        cell_voltage_max=_u16(d, 0) / 1000,
+        cell_voltage_max_id=d[2] or None,
+        cell_voltage_min=_u16(d, 3) / 1000,
+        cell_voltage_min_id=d[5] or None,
     )
 
 

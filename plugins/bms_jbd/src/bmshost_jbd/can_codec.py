@@ -117,9 +117,9 @@ def _extremes(f: CanFrame) -> Sample:
     if cmin > cmax or tmin > tmax:
         raise FrameError("JBD CAN 0x373: minimum above maximum")
     return Sample(
+        cell_voltage_min=cmin / 1000,
+        cell_voltage_max=cmax / 1000,
         extra={
-            "min_cell_voltage": cmin / 1000,
-            "max_cell_voltage": cmax / 1000,
             "min_temperature": round(tmin - KELVIN, 1),
             "max_temperature": round(tmax - KELVIN, 1),
         }
@@ -217,10 +217,6 @@ def combine_decoded(parts: Mapping[int, Sample]) -> Sample:
         sample.model = model
     if serial:
         sample.serial_number = serial
-    low, high = extra.get("min_cell_voltage"), extra.get("max_cell_voltage")
-    if sample.voltage and isinstance(low, float) and isinstance(high, float) and low + high > 0:
-        # Individual cells are not sent; the count is estimated as the reference driver does.
-        extra["cell_count_estimate"] = round(sample.voltage / ((low + high) / 2))
     sample.extra = extra or None
     return sample.fill_derived()
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from bmshost.cellcount import SeriesCellLatch
 from bmshost.driver import Session, SessionContext
 from bmshost.errors import FrameError, LinkError, LinkTimeout
 from bmshost.link import CanFrame, CanLink
 from bmshost.model import Sample
 from bmshost_jbd import can_codec
+from bmshost_jbd.options import JbdOptions
 
 MAX_AGE = 5.0  # s: a frame older than this no longer describes the battery
 BROADCAST_PERIOD = 1.0  # s: how often the BMS repeats its frames
@@ -26,6 +28,9 @@ class JbdCanSession(Session):
         self._clock = clock
         self._frames: dict[int, tuple[Sample, float]] = {}  # id -> (decoded frame, arrival)
         self.bad_frames = 0
+        # no cell list on this bus: the series count is a latched confident estimate
+        configured = ctx.options.cells if isinstance(ctx.options, JbdOptions) else None
+        self._cells = SeriesCellLatch(configured, name=ctx.link.description)
 
     def _can(self) -> CanLink:
         if not isinstance(self.link, CanLink):
@@ -62,13 +67,13 @@ class JbdCanSession(Session):
             frame = await link.recv(0.0 if ready else 0.05)
             if frame is None:
                 if ready:
-                    return can_codec.combine_decoded(self._fresh())
+                    return self._cells.apply(can_codec.combine_decoded(self._fresh()))
             else:
                 self._keep(frame)
                 repeated = frame.arbitration_id in heard
                 heard.add(frame.arbitration_id)
                 if repeated and ready:
-                    return can_codec.combine_decoded(self._fresh())
+                    return self._cells.apply(can_codec.combine_decoded(self._fresh()))
             if self._clock() >= deadline:
                 raise LinkTimeout(f"{link.description}: {self._missing(heard)}")
 

@@ -14,7 +14,7 @@ from bmshost_jbd import up16s_codec
 CAN_CAPABILITIES = caps(
     BASIC,
     Capability.CAPACITY_INSTALLED,
-    Capability.MIN_MAX_CELL_VOLTAGE,  # 0x373 extremes, in extra until the model has fields
+    Capability.MIN_MAX_CELL_VOLTAGE,  # 0x373: Sample.cell_voltage_min/max
     Capability.MIN_MAX_TEMPERATURE,
     Capability.RAISE_ALARMS,  # 0x35A: the table says No, but the frame carries alarms/warnings
     Capability.CHARGE_CYCLE_HISTORY,

@@ -12,6 +12,7 @@ from bmshost.driver import DriverSpec, Probe, VariantSpec
 from bmshost.hookspecs import hookimpl
 from bmshost.registry import DriverRegistry
 from bmshost_jbd import codec
+from bmshost_jbd.options import JbdOptions
 
 SERIAL_CAPABILITIES = caps(
     BASIC,
@@ -66,5 +67,6 @@ def bmshost_register_drivers(registry: DriverRegistry) -> None:
             name="jbd",
             variants=_variants(),
             description="JBD / LLT / Overkill Solar / Xiaoxiang BMS",
+            options=JbdOptions,
         )
     )

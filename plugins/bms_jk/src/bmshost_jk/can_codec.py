@@ -74,8 +74,8 @@ def decode_cache(frames: Mapping[int, bytes], *, charge_positive: bool = True) -
         if len(d) >= 8:
             extra["discharge_time_h"] = _u16(d, 6)
     if (d := frames.get(CELL_VOLT)) is not None:
-        extra.update(max_cell_voltage=_u16(d, 0) / 1000, max_cell_no=d[2],
-                     min_cell_voltage=_u16(d, 3) / 1000, min_cell_no=d[5])
+        sample.cell_voltage_max, sample.cell_voltage_max_id = _u16(d, 0) / 1000, d[2] or None
+        sample.cell_voltage_min, sample.cell_voltage_min_id = _u16(d, 3) / 1000, d[5] or None
     if (d := frames.get(CELL_TEMP)) is not None:
         extra.update(max_temperature=float(d[0] - TEMP_OFFSET), max_temperature_no=d[1],
                      min_temperature=float(d[2] - TEMP_OFFSET), min_temperature_no=d[3],

@@ -14,6 +14,7 @@ import time
 import weakref
 from collections.abc import Callable
 
+from bmshost.cellcount import SeriesCellLatch
 from bmshost.driver import Session, SessionContext
 from bmshost.errors import LinkTimeout
 from bmshost.link import CanLink
@@ -47,6 +48,7 @@ class CanSession(Session):
         self.required = tuple(i + self.address for i in required)
         self.cache = _BUS_CACHE.setdefault(self.bus, {})
         self.cell_frames = 0  # cell frames (4 cells each) this pack sends, learned in connect()
+        self._cells = SeriesCellLatch(self.options.cells, name=ctx.link.description)
 
     def _cell_frames_cached(self) -> int:
         n = 0
@@ -122,4 +124,4 @@ class CanSession(Session):
         )
         if self.address:
             sample.address = self.address
-        return sample
+        return self._cells.apply(sample)

@@ -25,6 +25,12 @@ class JkOptions:
     can_current_positive: str = attrs.field(
         default="charge", validator=_one_of("charge", "discharge")
     )
+    # CAN v1 sends no cell list and no cell count: the count is estimated from the pack voltage
+    # and the two extreme cells and latched (bmshost.cellcount); set it here to skip estimating.
+    cells: int | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional([attrs.validators.ge(1), attrs.validators.le(64)]),
+    )
     # CAN: forget a frame not repeated within this many seconds (the BMS went quiet).
     can_max_age: float = attrs.field(default=5.0, validator=attrs.validators.gt(0))
     # PB on RS485: quiet time between two commands on the bus; faster bursts cause cross-talk.

@@ -43,7 +43,9 @@ BLE_CAPS = caps(
 PB_CAPS = caps(_FULL_READ, C.SOH, C.HEATING, C.DAISY_CHAIN)
 # v1 has pack values, extremes and alarms; the min/max cell voltages it sends have no field in
 # the sample model yet (they are kept in `extra`), so that row is not claimed.
-CAN_V1_CAPS = caps(BASIC, C.MIN_MAX_TEMPERATURE, C.RAISE_ALARMS, C.DAISY_CHAIN)
+CAN_V1_CAPS = caps(
+    BASIC, C.MIN_MAX_CELL_VOLTAGE, C.MIN_MAX_TEMPERATURE, C.RAISE_ALARMS, C.DAISY_CHAIN
+)
 CAN_V2_CAPS = caps(
     CAN_V1_CAPS,
     C.MOSFET_TEMPERATURE,

@@ -290,7 +290,7 @@ _NUMBER_FIELDS = {
     "soh": _PERCENT, "capacity_ah": _CAPACITY, "remaining_ah": _CAPACITY,
     "mosfet_temperature": _TEMP, "bms_charge_current_limit": (0.0, _CURRENT[1]),
     "bms_discharge_current_limit": (0.0, _CURRENT[1]), "bms_charge_voltage_limit": _VOLTAGE,
-    "bms_discharge_voltage_limit": _VOLTAGE,
+    "bms_discharge_voltage_limit": _VOLTAGE, "cell_voltage_min": _CELL, "cell_voltage_max": _CELL,
 }
 _BOOL_FIELDS = ("charge_fet", "discharge_fet", "balance_fet", "heating")
 _STRING_FIELDS = ("serial_number", "hardware_version", "firmware_version", "model",
@@ -318,6 +318,8 @@ def parse_bmshost(data: Mapping[str, Any]) -> Sample:
         values[key] = _string(data, key)
     values["cycles"] = _integer(data, "cycles")
     values["address"] = _integer(data, "address", high=255)
+    for key in ("cell_voltage_min_id", "cell_voltage_max_id", "series_cells"):
+        values[key] = _integer(data, key, low=1, high=MAX_CELLS)
     values["cell_voltages"] = _number_list(data, "cell_voltages", _CELL)
     values["temperatures"] = _number_list(data, "temperatures", _TEMP)
     values["cell_balancing"] = _bool_list(data, "cell_balancing")
