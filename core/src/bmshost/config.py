@@ -78,11 +78,14 @@ class Config:
     batteries: list[BatteryConfig] = attrs.field(factory=list)
     control: dict[str, Any] = attrs.field(factory=dict)  # section -> raw table, then options
     sinks: dict[str, Any] = attrs.field(factory=dict)  # name -> raw table, then options
+    transports: dict[str, Any] = attrs.field(factory=dict)  # name -> raw table, then options
     battery_extras: list[dict[str, Any]] = attrs.field(factory=list)  # driver keys, per battery
     source: str = "<memory>"
 
     def selection(self) -> Selection:
-        schemes = set()
+        # a configured [transports.<name>] loads that transport (its name is one of its schemes)
+        # so that a typo in its options is reported even before a battery uses it
+        schemes = set(self.transports)
         for b in self.batteries:
             if b.url is not None:
                 schemes.add(b.url.scheme)
@@ -93,7 +96,7 @@ class Config:
         )
 
 
-_TOP_KEYS = {"host", "plugins", "batteries", "control", "sinks"}
+_TOP_KEYS = {"host", "plugins", "batteries", "control", "sinks", "transports"}
 
 
 def parse_config(data: dict[str, Any], source: str = "<memory>") -> Config:
@@ -125,7 +128,7 @@ def parse_config(data: dict[str, Any], source: str = "<memory>") -> Config:
             problems.extend(f"{path}.port: {p}" for p in exc.problems)
         batteries.append(battery)
         extras.append(extra)
-    for section in ("control", "sinks"):
+    for section in ("control", "sinks", "transports"):
         value = data.get(section, {})
         if not isinstance(value, dict):
             problems.append(f"{section}: expected a table")
@@ -142,6 +145,7 @@ def parse_config(data: dict[str, Any], source: str = "<memory>") -> Config:
         batteries=batteries,
         control=dict(data.get("control", {})),
         sinks=dict(data.get("sinks", {})),
+        transports=dict(data.get("transports", {})),
         battery_extras=extras,
         source=source,
     )
@@ -230,11 +234,34 @@ def bind_config(config: Config, registries: Registries) -> Config:
             bound_sinks[name] = None
             continue
         bound_sinks[name] = _collect(problems, lambda t=table, n=name, c=sink.options: structure(t, c, f"sinks.{n}"))
+    bound_transports = _bind_transports(problems, config, registries)
     if problems:
         raise ConfigError(problems)
     config.control = bound_control
     config.sinks = bound_sinks
+    config.transports = bound_transports
     return config
+
+
+def _bind_transports(problems: list[str], config: Config, registries: Registries) -> dict[str, Any]:
+    """``[transports.<name>]`` tables → each loaded transport's options (defaults when absent)."""
+    bound: dict[str, Any] = {}
+    for name, table in config.transports.items():
+        spec = registries.transports.get(name)
+        if spec is None:
+            known = ", ".join(registries.transports.names()) or "none"
+            problems.append(f"transports.{name}: unknown transport (installed: {known})")
+        elif spec.options is None:
+            if table:
+                problems.append(f"transports.{name}: this transport takes no options")
+        else:
+            bound[name] = _collect(
+                problems, lambda t=table, n=name, c=spec.options: structure(t, c, f"transports.{n}")
+            )
+    for spec in registries.transports:
+        if spec.options is not None and spec.name not in bound and spec.name not in config.transports:
+            bound[spec.name] = structure({}, spec.options, f"transports.{spec.name}")
+    return bound
 
 
 def load_config_file(path: str | Path) -> Config:

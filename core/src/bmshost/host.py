@@ -112,6 +112,8 @@ class Host:
         try:
             if url.scheme == "sim":
                 link: BaseLink = factory(url, params, registries=self.registries, clock=self.clock)
+            elif spec.options is not None:
+                link = factory(url, params, options=self.config.transports.get(spec.name))
             else:
                 link = factory(url, params)
         except ConfigError as exc:

@@ -27,6 +27,9 @@ class TransportSpec:
     kind: str  # "stream" or "can"
     factory: Any  # Callable[[LinkUrl, Mapping[str, Any]], BaseLink] or lazy ref
     description: str = ""
+    # attrs class for a ``[transports.<name>]`` table (adapter-wide settings such as the BLE
+    # connection slots); when set, the factory is also called with ``options=<instance>``
+    options: type | None = None
 
 
 T = TypeVar("T")

@@ -9,7 +9,7 @@ import pytest
 from ble_fixtures import FakeClock, echo_framer, make_device, make_link, request
 
 from bmshost.errors import LinkError
-from bmshost_transport_ble.manager import BackoffPolicy, ConnectionManager, slots_from_env
+from bmshost_transport_ble.manager import BackoffPolicy, ConnectionManager
 from bmshost_transport_ble.standin import SimulatedBleBackend
 
 
@@ -201,15 +201,7 @@ async def test_keep_mode_beyond_the_slots_fails_clearly() -> None:
     await second.close()
 
 
-def test_slots_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BMSHOST_BLE_SLOTS", "7")
-    assert slots_from_env() == 7
-    monkeypatch.setenv("BMSHOST_BLE_SLOTS", "many")
-    with pytest.raises(LinkError, match="not a whole number"):
-        slots_from_env()
-    monkeypatch.setenv("BMSHOST_BLE_SLOTS", "0")
-    with pytest.raises(LinkError, match="at least 1"):
-        slots_from_env()
+def test_a_manager_needs_a_slot() -> None:
     with pytest.raises(ValueError):
         ConnectionManager(slots=0)
 

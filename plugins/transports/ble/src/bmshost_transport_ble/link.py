@@ -27,6 +27,7 @@ from bmshost.url import LinkUrl
 from bmshost_transport_ble.backend import BleakBackend, BleBackend, BleClient
 from bmshost_transport_ble.errors import explain
 from bmshost_transport_ble.manager import DEFAULT_POOL, ConnectionManager
+from bmshost_transport_ble.options import BleTransportOptions
 from bmshost_transport_ble.params import BleParams, parse_params
 
 log = logging.getLogger("bmshost.ble")
@@ -287,9 +288,14 @@ def open_ble_link(
     *,
     backend: BleBackend | None = None,
     manager: ConnectionManager | None = None,
+    options: BleTransportOptions | None = None,
 ) -> BleStreamLink:
-    """Transport factory for ``ble://`` URLs (``params``: the variant's link defaults)."""
+    """Transport factory for ``ble://`` URLs (``params``: the variant's link defaults;
+    ``options``: the ``[transports.ble]`` table)."""
     parsed = parse_params(url, params)
     real = backend or BleakBackend()
-    mgr = manager or DEFAULT_POOL.get(parsed.adapter, real.reset_adapter)
+    opts = options or BleTransportOptions()
+    mgr = manager or DEFAULT_POOL.get(
+        parsed.adapter, real.reset_adapter, slots=opts.slots, policy=opts.policy()
+    )
     return BleStreamLink(url, parsed, real, mgr)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
 import time
 from collections import deque
@@ -27,7 +26,6 @@ from bmshost_transport_ble.errors import explain
 log = logging.getLogger("bmshost.ble")
 
 DEFAULT_SLOTS = 5  # conservative: common adapters manage 5-10 LE links; cheap ones about 5
-SLOTS_ENV = "BMSHOST_BLE_SLOTS"
 
 
 @attrs.frozen(kw_only=True)
@@ -102,7 +100,7 @@ class ConnectionManager:
             holders = ", ".join(self._holders)
             raise LinkError(
                 f"BLE {address}: all {self.slots} connection slots of {self.adapter} are busy "
-                f"({holders}); use mode=rotate for some batteries or raise {SLOTS_ENV}"
+                f"({holders}); use mode=rotate for some batteries or raise [transports.ble] slots"
             ) from None
         except asyncio.CancelledError:
             if future.done() and not future.cancelled():
@@ -177,20 +175,6 @@ class ConnectionManager:
             log.warning("%s", explain(exc, f"BLE adapter {self.adapter} reset failed"))
 
 
-def slots_from_env() -> int:
-    """Slot count from ``BMSHOST_BLE_SLOTS`` (default 5); a bad value is a clear error."""
-    text = os.environ.get(SLOTS_ENV, "").strip()
-    if not text:
-        return DEFAULT_SLOTS
-    try:
-        value = int(text)
-    except ValueError:
-        raise LinkError(f"{SLOTS_ENV}={text!r} is not a whole number") from None
-    if value < 1:
-        raise LinkError(f"{SLOTS_ENV} must be at least 1")
-    return value
-
-
 class ManagerPool:
     """The managers of one process, one per adapter."""
 
@@ -198,12 +182,19 @@ class ManagerPool:
         self._managers: dict[str, ConnectionManager] = {}
 
     def get(
-        self, adapter: str, reset_adapter: Callable[[str], Awaitable[None]] | None = None
+        self,
+        adapter: str,
+        reset_adapter: Callable[[str], Awaitable[None]] | None = None,
+        *,
+        slots: int = DEFAULT_SLOTS,
+        policy: BackoffPolicy | None = None,
     ) -> ConnectionManager:
+        """The adapter's manager, created on first use with the ``[transports.ble]`` settings
+        (one configuration per process, so later callers pass the same values)."""
         manager = self._managers.get(adapter)
         if manager is None:
             manager = ConnectionManager(
-                adapter, slots=slots_from_env(), reset_adapter=reset_adapter
+                adapter, slots=slots, policy=policy, reset_adapter=reset_adapter
             )
             self._managers[adapter] = manager
         return manager

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from bmshost.hookspecs import hookimpl
 from bmshost.registry import TransportRegistry, TransportSpec
+from bmshost_transport_ble.options import BleTransportOptions
 
 
 @hookimpl
@@ -18,5 +19,6 @@ def bmshost_register_transports(registry: TransportRegistry) -> None:
             kind="stream",
             factory="bmshost_transport_ble.link:open_ble_link",
             description="Bluetooth LE GATT (bleak): ble://AA:BB:CC:DD:EE:FF?mode=keep|rotate",
+            options=BleTransportOptions,
         )
     )
