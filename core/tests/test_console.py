@@ -46,6 +46,16 @@ def test_view_shows_pack_cells_fets_alarms_and_limits() -> None:
     assert "CVL 55.20 V" in text and "DCL 0.0 A (BMS)" in text
 
 
+def test_view_of_an_extremes_only_bms() -> None:
+    sample = Sample(voltage=52.9, cell_voltage_min=3.301, cell_voltage_max=3.335,
+                    cell_voltage_min_id=3, cell_voltage_max_id=2, series_cells=16)
+    text = ConsoleView(color=False, bar_width=10).render("can", "CAN can0", _update(sample=sample))
+    assert "cells 16  min 3.301 V (cell 3)  max 3.335 V (cell 2)  diff 34 mV  (extremes only)" in text
+    unknown = Sample(voltage=52.9, cell_voltage_min=3.301, cell_voltage_max=3.335)
+    text = ConsoleView(color=False, bar_width=10).render("can", "CAN can0", _update(sample=unknown))
+    assert "cells ?  min 3.301 V  max 3.335 V" in text
+
+
 def test_view_before_first_sample_and_when_stale() -> None:
     view = ConsoleView(color=False, bar_width=10)
     assert "waiting for the first reading" in view.render("b", "x", _update(sample=None, online=False, stale=True))

@@ -95,7 +95,7 @@ class ConsoleView:
     def _cells(self, s: Sample) -> list[str]:
         cells = s.cell_voltages
         if not cells:
-            return []
+            return self._extremes(s)
         lo, hi = min(cells), max(cells)
         span = max(hi - lo, 0.001)
         balancing = s.cell_balancing or []
@@ -112,6 +112,22 @@ class ConsoleView:
                 mark += self._c(_CYAN, " balancing")
             out.append(f"  {i + 1:>3} {v:6.3f} V {bar}{mark}")
         return out
+
+    @staticmethod
+    def _extremes(s: Sample) -> list[str]:
+        """A BMS that reports only its lowest and highest cell (JBD CAN, JK CAN v1)."""
+        lo, hi = s.cell_voltage_min, s.cell_voltage_max
+        if lo is None or hi is None:
+            return []
+
+        def cell(v: float, no: int | None) -> str:
+            return f"{v:.3f} V" + (f" (cell {no})" if no else "")
+
+        count = f"cells {s.series_cells}" if s.series_cells else "cells ?"
+        return [
+            f"  {count}  min {cell(lo, s.cell_voltage_min_id)}  max {cell(hi, s.cell_voltage_max_id)}"
+            f"  diff {1000 * (hi - lo):.0f} mV  (extremes only)"
+        ]
 
 
 class ConsoleSink(Sink):

@@ -115,6 +115,18 @@ def test_entities_only_for_values_the_battery_reports(kit: Any) -> None:
                    "cell_1", "cell_2", "cell_3", "cell_4"}
 
 
+def test_an_extremes_only_bms_gets_the_min_max_entities(kit: Any) -> None:
+    doc = {"t": 1.0, "online": True, "stale": False, "voltage": 52.9, "cell_voltage_min": 3.301,
+           "cell_voltage_max": 3.335, "series_cells": 16}
+    configs = build(frozenset(), doc)
+    for topic, config in configs.items():
+        check_ha_config(topic, config)
+    by_id = {c["unique_id"].removeprefix("bmshost_bank1_"): c for c in configs.values()}
+    assert set(by_id) == {"voltage", "cell_min", "cell_max", "cell_delta"}
+    assert "cell_voltage_min" in by_id["cell_min"]["value_template"]
+    assert "cell_voltage_max" in by_id["cell_delta"]["value_template"]
+
+
 def test_seen_grows_and_never_shrinks(kit: Any) -> None:
     seen = discovery.Seen()
     assert seen.absorb(kit.update16().to_json_dict()) is True

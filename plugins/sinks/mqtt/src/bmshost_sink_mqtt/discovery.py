@@ -196,6 +196,15 @@ def build(device: Device, seen: Seen, capabilities: Iterable[Capability], topics
             sensor(f"cell_{i + 1}", f"Cell {i + 1} voltage",
                    f"{{{{ (value_json.get('cell_voltages') or [])[{i}] | default(None) }}}}",
                    "V", "voltage", "measurement", "diagnostic", 3)
+    elif {"cell_voltage_min", "cell_voltage_max"} <= seen.keys:
+        # a BMS that reports only its extremes (JBD CAN, JK CAN v1): the same three entities
+        sensor("cell_min", "Lowest cell voltage", _get("cell_voltage_min"), "V", "voltage",
+               "measurement", None, 3)
+        sensor("cell_max", "Highest cell voltage", _get("cell_voltage_max"), "V", "voltage",
+               "measurement", None, 3)
+        sensor("cell_delta", "Cell voltage difference",
+               "{{ ((value_json.cell_voltage_max | float(0)) - (value_json.cell_voltage_min"
+               " | float(0))) | round(3) }}", "V", "voltage", "measurement", "diagnostic", 3)
     for key, oid, name, unit, dclass, sclass, precision in _LIMIT_SENSORS:
         if key in seen.limits:
             sensor(oid, name, _get(f"limits.{key}"), unit, dclass, sclass, None, precision)
