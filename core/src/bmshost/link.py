@@ -102,6 +102,17 @@ class StreamLink(BaseLink):
             raise LinkError(f"{self.description}: not open")
         await self._write(data)
 
+    async def read_some(self, timeout: float) -> bytes:
+        """Whatever bytes are buffered or arrive within ``timeout`` s, unframed (b'' if none):
+        for detection, where the reply's protocol is the open question."""
+        if not self.is_open:
+            raise LinkError(f"{self.description}: not open")
+        if self._rx:
+            data = bytes(self._rx)
+            self._rx.clear()
+            return data
+        return await self._read(timeout)
+
     async def read_frame(self, framer: Framer, timeout: float) -> bytes:
         """Collect bytes until ``framer`` finds a frame; ``LinkTimeout`` after ``timeout`` s."""
         deadline = time.monotonic() + timeout

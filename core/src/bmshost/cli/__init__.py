@@ -42,6 +42,7 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("run the host (all configured batteries and sinks)", "bmshost.cli.run_cmd"),
     "read": ("connect once and print one sample", "bmshost.cli.read_cmd"),
+    "detect": ("probe a serial/RS485/TCP port for the BMS family that answers", "bmshost.cli.detect_cmd"),
     "decode": ("decode response frames from a log into a JSON sample", "bmshost.cli.decode_cmd"),
     "simulate": ("serve a simulated BMS on a pseudo-terminal or TCP port", "bmshost.cli.simulate_cmd"),
     "plugins": ("list installed plugins, or the capability matrix", "bmshost.cli.plugins_cmd"),
