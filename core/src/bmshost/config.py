@@ -221,19 +221,7 @@ def bind_config(config: Config, registries: Registries) -> Config:
         if name not in bound_control and cls is not None:
             bound_control[name] = _collect(problems, lambda n=name, c=cls: structure({}, c, f"control.{n}"))
 
-    bound_sinks: dict[str, Any] = {}
-    for name, table in config.sinks.items():
-        sink = registries.sinks.get(name)
-        if sink is None:
-            known = ", ".join(registries.sinks.names()) or "none"
-            problems.append(f"sinks.{name}: unknown sink (installed: {known})")
-            continue
-        if sink.options is None:
-            if table:
-                problems.append(f"sinks.{name}: this sink takes no options")
-            bound_sinks[name] = None
-            continue
-        bound_sinks[name] = _collect(problems, lambda t=table, n=name, c=sink.options: structure(t, c, f"sinks.{n}"))
+    bound_sinks = _bind_named(problems, "sinks", "sink", config.sinks, registries.sinks)
     bound_transports = _bind_transports(problems, config, registries)
     if problems:
         raise ConfigError(problems)
@@ -243,21 +231,32 @@ def bind_config(config: Config, registries: Registries) -> Config:
     return config
 
 
-def _bind_transports(problems: list[str], config: Config, registries: Registries) -> dict[str, Any]:
-    """``[transports.<name>]`` tables → each loaded transport's options (defaults when absent)."""
+def _bind_named(
+    problems: list[str], section: str, what: str, tables: dict[str, Any], registry: Any
+) -> dict[str, Any]:
+    """``[<section>.<name>]`` tables → the named spec's options instance (None for a spec that
+    takes none; a table for it, or an unknown name, is a problem)."""
     bound: dict[str, Any] = {}
-    for name, table in config.transports.items():
-        spec = registries.transports.get(name)
+    for name, table in tables.items():
+        spec = registry.get(name)
         if spec is None:
-            known = ", ".join(registries.transports.names()) or "none"
-            problems.append(f"transports.{name}: unknown transport (installed: {known})")
+            known = ", ".join(registry.names()) or "none"
+            problems.append(f"{section}.{name}: unknown {what} (installed: {known})")
         elif spec.options is None:
             if table:
-                problems.append(f"transports.{name}: this transport takes no options")
+                problems.append(f"{section}.{name}: this {what} takes no options")
+            bound[name] = None
         else:
             bound[name] = _collect(
-                problems, lambda t=table, n=name, c=spec.options: structure(t, c, f"transports.{n}")
+                problems, lambda t=table, n=name, c=spec.options: structure(t, c, f"{section}.{n}")
             )
+    return bound
+
+
+def _bind_transports(problems: list[str], config: Config, registries: Registries) -> dict[str, Any]:
+    """``[transports.<name>]`` tables → each loaded transport's options (defaults when absent)."""
+    named = _bind_named(problems, "transports", "transport", config.transports, registries.transports)
+    bound = {name: options for name, options in named.items() if options is not None}
     for spec in registries.transports:
         if spec.options is not None and spec.name not in bound and spec.name not in config.transports:
             bound[spec.name] = structure({}, spec.options, f"transports.{spec.name}")
