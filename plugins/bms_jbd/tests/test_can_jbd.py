@@ -188,3 +188,117 @@ def test_can_variant_registration() -> None:
     variant = _variant()
     assert variant.transports == ("can",) and variant.recognise is None
     assert "can_filters" in variant.link_params
+
+
+# -- cheap polls: one drain per poll, unchanged frames not decoded again -------------------------
+
+
+def _reference_combine(parts: dict[int, Any]) -> Any:
+    """The straightforward combination (every field of every part, 0x35F first), as the oracle
+    for ``combine_fields``."""
+    from bmshost.model import SAMPLE_FIELDS, Sample
+
+    fields: dict[str, Any] = {}
+    alarms: dict[str, int] = {}
+    extra: dict[str, Any] = {}
+    for ident in sorted(parts, key=lambda i: (i != can_codec.ID_INFO, i)):
+        for name in SAMPLE_FIELDS:
+            value = getattr(parts[ident], name)
+            if value is None:
+                continue
+            if name == "alarms":
+                alarms.update(value)
+            elif name == "extra":
+                extra.update(value)
+            else:
+                fields[name] = value
+    sample = Sample(**fields, alarms=alarms or None)
+    model = (str(extra.pop("model_1", "")) + str(extra.pop("model_2", ""))).strip()
+    serial = (str(extra.pop("serial_1", "")) + str(extra.pop("serial_2", ""))).strip()
+    sample.model = model or sample.model
+    sample.serial_number = serial or sample.serial_number
+    sample.extra = extra or None
+    return sample.fill_derived()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.integers(0, 18), unique=True, min_size=1),
+    st.integers(0, 18),
+    st.integers(0, 7),
+    st.integers(0, 255),
+)
+def test_combining_kept_fields_equals_combining_samples(
+    keep: list[int], index: int, pos: int, value: int
+) -> None:
+    frames = list(JbdCanSimulator(soc=33.0).broadcast())
+    data = bytearray(frames[index].data)
+    data[pos % len(data)] = value
+    frames[index] = CanFrame(frames[index].arbitration_id, bytes(data), False)
+    parts: dict[int, Any] = {}
+    for i in keep:
+        try:
+            parts[frames[i].arbitration_id] = can_codec.decode_frame(frames[i])
+        except FrameError:
+            pass
+    fast = can_codec.combine_fields({i: can_codec.set_fields(p) for i, p in parts.items()})
+    assert fast.to_json_dict() == _reference_combine(parts).to_json_dict()
+    assert can_codec.combine_decoded(parts).to_json_dict() == fast.to_json_dict()
+
+
+async def test_a_frame_that_repeats_its_data_is_not_decoded_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sim = JbdCanSimulator(cells=16, current=20.0)
+    now = [0.0]
+    link = make_sim_link(sim, url="sim:jbd?variant=can", clock=lambda: now[0])
+    await link.open()
+    session = session_for(link)
+    first = await session.read()
+    decoded: list[int] = []
+    real = can_codec.decode_frame
+
+    def counting(frame: CanFrame) -> Any:
+        decoded.append(frame.arbitration_id)
+        return real(frame)
+
+    monkeypatch.setattr(can_codec, "decode_frame", counting)
+    now[0] += 600.0  # ten minutes of charging: SoC, voltage and the cell extremes move
+    second = await session.read()
+    assert second.soc is not None and first.soc is not None and second.soc > first.soc
+    # names, limits, capacity, alarms ... repeat byte for byte: only what moved is decoded
+    assert set(decoded) <= {can_codec.ID_SOC, can_codec.ID_MEASURE, can_codec.ID_EXTREMES,
+                            can_codec.ID_LIMITS}
+    assert can_codec.ID_SOC in decoded and second.soc == sim.state().soc
+
+
+async def test_frames_taken_past_a_round_are_kept_for_the_next_read() -> None:
+    import can as python_can
+
+    from bmshost_transport_can.hub import BusHub
+    from bmshost_transport_can.link import open_can_link
+    from bmshost_transport_can.simbus import fd_virtual_bus
+
+    channel = f"jbd-can-rounds-{next(_channels)}"
+    sender = python_can.Bus(interface="virtual", channel=channel)
+    link = open_can_link(
+        parse_link_url(f"can://{channel}?interface=virtual"),
+        _variant().link_params,
+        hub=BusHub(lambda i, c, b: fd_virtual_bus(c)),  # the SocketCAN receive path
+    )
+    await link.open()
+    try:
+        sim = JbdCanSimulator(cells=16, soc=40.0)
+        rounds = []
+        for soc in (40.0, 41.0):
+            sim.soc = soc
+            rounds.append(list(sim.broadcast()))
+        for frame in rounds[0] + rounds[1]:  # two rounds arrive before the first poll
+            sender.send(python_can.Message(arbitration_id=frame.arbitration_id, data=frame.data,
+                                           is_extended_id=False))
+        session = session_for(link, timeout=1.0)
+        assert (await session.read()).soc == 40.0  # ends where round two begins ...
+        assert (await session.read()).soc == 41.0  # ... which the next poll finishes
+    finally:
+        await link.close()
+        sender.shutdown()

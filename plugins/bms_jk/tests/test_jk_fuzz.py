@@ -175,3 +175,28 @@ def test_impossible_values_behind_a_valid_checksum_are_refused() -> None:
         assert "SoC" in str(exc)
     else:
         raise AssertionError("CAN SoC 255 % accepted")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from([24, 32]), st.integers(0, 2**32 - 1), st.binary(min_size=300, max_size=300))
+def test_cell_slots_follow_the_mask(slots: int, mask: int, record: bytes) -> None:
+    """The compiled cell reader picks exactly the masked slots, gaps included."""
+    expected = [
+        int.from_bytes(record[6 + 2 * i : 8 + 2 * i], "little")
+        for i in range(slots)
+        if mask >> i & 1
+    ]
+    assert jk02.cell_voltages_mv(record, slots, mask) == expected
+
+
+def test_alarm_words_are_decoded_afresh_for_each_caller() -> None:
+    from bmshost_jk.alarms import jk02_alarms, serial_alarms
+
+    first = jk02_alarms(1 << 4, 32)
+    assert first["high_cell_voltage"] == 2
+    first["high_cell_voltage"] = 0  # a caller changing its copy ...
+    assert jk02_alarms(1 << 4, 32)["high_cell_voltage"] == 2  # ... changes nobody else's
+    assert jk02_alarms(1 << 21, 32)["high_temperature"] == 2
+    assert jk02_alarms(1 << 21, 24)["high_temperature"] == 0  # 24-slot records: bits 0-15 only
+    warned = serial_alarms(1)
+    assert warned["low_soc"] == 1 and serial_alarms(1 << 10)["high_cell_voltage"] == 2

@@ -7,6 +7,8 @@ and PB records). Each bit that names a protection the BMS has acted on raises an
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bmshost.model import AlarmLevel, alarms_from_bits
 
 # Serial 0x8B warning word (spec §1.1).
@@ -81,16 +83,36 @@ CAN_ALARM_PAIRS: dict[int, str] = {
 _CAN_LEVELS = {0: AlarmLevel.OK, 1: AlarmLevel.ALARM, 2: AlarmLevel.ALARM, 3: AlarmLevel.WARNING}
 
 
-def serial_alarms(word: int) -> dict[str, int]:
+# Decoded words, by (table, word): a BMS reports the same word poll after poll. Callers get a
+# copy (samples are mutable); bounded so a stream of random words cannot grow it.
+_MEMO: dict[tuple[int, int], dict[str, int]] = {}
+_MEMO_SIZE = 256
+
+
+def _memo(kind: int, word: int, decode: Callable[[], dict[str, int]]) -> dict[str, int]:
+    key = (kind, word)
+    known = _MEMO.get(key)
+    if known is None:
+        if len(_MEMO) >= _MEMO_SIZE:
+            _MEMO.clear()
+        known = _MEMO[key] = decode()
+    return dict(known)
+
+
+def _serial_alarms(word: int) -> dict[str, int]:
     out = alarms_from_bits(word, SERIAL_ALARM_BITS)
     for name, level in alarms_from_bits(word, SERIAL_WARNING_BITS, AlarmLevel.WARNING).items():
         out[name] = max(out.get(name, 0), level)
     return out
 
 
+def serial_alarms(word: int) -> dict[str, int]:
+    return _memo(0, word, lambda: _serial_alarms(word))
+
+
 def jk02_alarms(mask: int, layout_cells: int) -> dict[str, int]:
     table = JK02_24S_ALARM_BITS if layout_cells == 24 else JK02_ALARM_BITS
-    return alarms_from_bits(mask, table)
+    return _memo(24 if layout_cells == 24 else 32, mask, lambda: alarms_from_bits(mask, table))
 
 
 def can_alarms(word: int) -> dict[str, int]:

@@ -61,7 +61,7 @@ class BleSession(Session):
             if self.forced_slots is None and self.identity.firmware_version:
                 self.slots = jk02.firmware_slots(self.identity.firmware_version)
         else:
-            return jk02.parse_cell_info(record, self.slots or jk02.guess_slots(record))
+            return jk02.cell_info_sample(record, self.slots or jk02.guess_slots(record))
         return None
 
     async def _send(self, register: int, value: int | None = None) -> None:

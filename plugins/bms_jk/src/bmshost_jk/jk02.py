@@ -132,19 +132,32 @@ def _offset(field: Field, slots: int) -> int | None:
     return None if off is None or off < 0 else off
 
 
+def _layout(slots: int) -> tuple[tuple[str, Any, int], ...]:
+    """(name, compiled unpack_from, offset) of every field the layout has."""
+    return tuple(
+        (name, struct.Struct(field.fmt).unpack_from, off)
+        for name, field in CELL_FIELDS.items()
+        if (off := _offset(field, slots)) is not None
+    )
+
+
+_LAYOUTS = {slots: _layout(slots) for slots in (24, 32)}  # compiled once: decoded every second
+_CELL_SLOTS = {slots: struct.Struct(f"<{slots}H").unpack_from for slots in (24, 32)}
+
+
 def cell_fields(record: bytes, slots: int) -> dict[str, int]:
     """Raw values of the cell-info record in the given layout (24 or 32 cell slots)."""
-    out: dict[str, int] = {}
-    for name, field in CELL_FIELDS.items():
-        off = _offset(field, slots)
-        if off is not None:
-            out[name] = struct.unpack_from(field.fmt, record, off)[0]
-    return out
+    layout = _LAYOUTS.get(slots) or _layout(slots)
+    return {name: unpack(record, off)[0] for name, unpack, off in layout}
 
 
 def cell_voltages_mv(record: bytes, slots: int, mask: int) -> list[int]:
-    indices = [i for i in range(slots) if mask >> i & 1]
-    return [int.from_bytes(record[6 + 2 * i : 8 + 2 * i], "little") for i in indices]
+    unpack = _CELL_SLOTS.get(slots)
+    values = unpack(record, 6) if unpack else struct.unpack_from(f"<{slots}H", record, 6)
+    count = mask.bit_length()
+    if count <= slots and mask == (1 << count) - 1:  # the usual mask: cells 1..n, no gaps
+        return list(values[:count])
+    return [values[i] for i in range(slots) if mask >> i & 1]
 
 
 def guess_slots(record: bytes) -> int:
@@ -172,6 +185,12 @@ def _temp(raw: int) -> float | None:
 def parse_cell_info(record: bytes, slots: int) -> Sample:
     if check_record(record) != TYPE_CELLS:
         raise FrameError("JK02: not a cell-info record")
+    return cell_info_sample(record, slots)
+
+
+def cell_info_sample(record: bytes, slots: int) -> Sample:
+    """``parse_cell_info`` for a record ``check_record`` already found to be cell info (a
+    session checks each record once, not once per step)."""
     if slots not in (24, 32):
         raise FrameError(f"JK02: unknown layout with {slots} cell slots")
     f = cell_fields(record, slots)

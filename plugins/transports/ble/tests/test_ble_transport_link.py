@@ -204,3 +204,98 @@ async def test_write_on_closed_link_is_refused() -> None:
     link = make_link(SimulatedBleBackend([make_device()]))
     with pytest.raises(LinkError, match="not open"):
         await link.write(b"x")
+
+
+# -- the receive path: one wake-up per frame, found frames are never lost ----------------------
+
+
+async def test_reader_is_woken_once_per_frame_not_per_notification() -> None:
+    backend = SimulatedBleBackend([make_device()])
+    link = make_link(backend)
+    await link.open()
+    waits = 0
+    wait = link._wait
+
+    async def counting(*args: object) -> None:
+        nonlocal waits
+        waits += 1
+        await wait(*args)  # type: ignore[arg-type]
+
+    link._wait = counting  # type: ignore[method-assign]
+    payload = bytes(range(30))  # a 92-byte reply: five notifications, each its own loop turn
+    assert await link.request(request(payload), echo_framer, 1.0) == b"\xab\x5a" + payload * 3
+    assert waits == 1
+    await link.close()
+
+
+async def test_frames_arriving_in_one_burst_are_all_read() -> None:
+    backend = SimulatedBleBackend([make_device()])
+    link = make_link(backend)
+    await link.open()
+    await link.write(request(b"a") + request(b"b"))  # two replies in one notification stream
+    assert await link.read_frame(echo_framer, 1.0) == b"\xab\x03aaa"
+    assert await link.read_frame(echo_framer, 0.0) == b"\xab\x03bbb"  # buffered: no wait
+    await link.close()
+
+
+async def test_a_framer_error_reaches_the_reader() -> None:
+    backend = SimulatedBleBackend([make_device()])
+    link = make_link(backend)
+    await link.open()
+
+    def broken(buf: bytes) -> tuple[bytes | None, int]:
+        raise ValueError("framer bug")
+
+    await link.write(request(b"a"))
+    with pytest.raises(ValueError, match="framer bug"):
+        await link.read_frame(broken, 5.0)
+    await link.close()
+
+
+async def test_a_frame_found_for_a_cancelled_reader_stays_for_the_next() -> None:
+    backend = SimulatedBleBackend([make_device()])
+    link = make_link(backend)
+    await link.open()
+    reader = asyncio.create_task(link.read_frame(echo_framer, 5.0))
+    await asyncio.sleep(0)  # the reader waits
+    client = backend.devices[ADDR].clients[-1]
+    client.push(b"\xab\x02hi")  # delivered next loop turn: the callback finds the frame ...
+    await asyncio.sleep(0)
+    reader.cancel()  # ... and the reader is cancelled before it resumes to take it
+    with pytest.raises(asyncio.CancelledError):
+        await reader
+    assert await link.read_frame(echo_framer, 0.0) == b"\xab\x02hi"
+    await link.close()
+
+
+async def test_each_wait_gets_its_own_deadline() -> None:
+    backend = SimulatedBleBackend([make_device()])
+    link = make_link(backend)
+    await link.open()
+    device = backend.devices[ADDR]
+    assert await link.request(request(b"a"), echo_framer, 30.0) == b"\xab\x03aaa"
+    device.simulator.silent = True
+    # A short timeout after a long one ends on time (the bound is generous, not a timing test:
+    # without its own deadline the wait would last the earlier 30 s).
+    with pytest.raises(LinkError, match=r"no complete reply within 0\.02 s"):
+        await asyncio.wait_for(link.request(request(b"b"), echo_framer, 0.02), 10.0)
+
+    await link.close()
+
+
+async def test_a_long_wait_is_not_cut_short_by_an_earlier_short_one() -> None:
+    backend = SimulatedBleBackend([make_device()])
+    link = make_link(backend)
+    await link.open()
+    device = backend.devices[ADDR]
+    assert await link.request(request(b"a"), echo_framer, 0.01) == b"\xab\x03aaa"
+
+    async def answer_late() -> None:
+        await asyncio.sleep(0.05)  # after the first request's 0.01 s deadline has passed
+        device.clients[-1].push(b"\xab\x01z")
+
+    task = asyncio.create_task(answer_late())
+    # b"\x00" is no request: the device stays quiet until the late push
+    assert await link.request(b"\x00", echo_framer, 5.0) == b"\xab\x01z"
+    await task
+    await link.close()

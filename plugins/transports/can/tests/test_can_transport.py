@@ -17,7 +17,7 @@ from bmshost_transport_can.cache import FrameCache
 from bmshost_transport_can.hub import BusHub, python_can_bus
 from bmshost_transport_can.link import PythonCanLink, open_can_link
 from bmshost_transport_can.params import parse_params
-from bmshost_transport_can.simbus import SimulatorOnBus
+from bmshost_transport_can.simbus import SimulatorOnBus, fd_virtual_bus
 from bmshost_transport_can.socketcan import current_bitrate, ensure_bitrate
 
 
@@ -241,3 +241,120 @@ def test_plugin_registers_can_scheme() -> None:
     spec = load_plugins().registries.transports.for_scheme("can")
     assert spec is not None and spec.kind == "can"
     assert can.__version__.startswith("4.")
+
+
+# -- the SocketCAN receive path (a descriptor the loop watches), bursts, failures ---------------
+
+
+def _fd_factory(made: list[Any]) -> Any:
+    def factory(interface: str, ch: str, bitrate: int | None) -> Any:
+        bus = fd_virtual_bus(ch)
+        made.append(bus)
+        return bus
+
+    return factory
+
+
+async def test_socketcan_like_bus_is_read_by_the_loop_in_bursts() -> None:
+    import threading
+
+    ch = channel("fd")
+    made: list[Any] = []
+    sender = can.Bus(interface="virtual", channel=ch)
+    link = link_for(ch, "filter=350:7F0", hub=BusHub(_fd_factory(made)))
+    await link.open()
+    try:
+        assert made and made[0].fileno() >= 0
+        assert not any(t.name.startswith("CAN reader") for t in threading.enumerate())
+        for ident, data in ((0x351, b"\x01"), (0x123, b"\x02"), (0x355, b"\x03"), (0x351, b"\x01")):
+            sender.send(can.Message(arbitration_id=ident, data=data, is_extended_id=False))
+        first = await link.recv(1.0)  # the loop drains all four in one wake-up ...
+        rest = link.drain()  # ... so the rest is queued already
+        frames = [first, *rest]
+        assert [(f.arbitration_id, f.data) for f in frames if f] == [
+            (0x351, b"\x01"),
+            (0x355, b"\x03"),
+            (0x351, b"\x01"),
+        ]  # 0x123 is not this link's
+        assert frames[0] is frames[2]  # a repeated frame is the same object: nothing re-made
+        assert link.drain() == [] and link.health["frames_received"] == 3
+    finally:
+        await link.close()
+        sender.shutdown()
+
+
+@pytest.mark.parametrize("socketcan_like", [True, False])
+async def test_a_receive_error_fails_the_link_with_the_reason(socketcan_like: bool) -> None:
+    ch = channel("fail")
+    made: list[Any] = []
+
+    def factory(interface: str, name: str, bitrate: int | None) -> Any:
+        bus = fd_virtual_bus(name) if socketcan_like else python_can_bus("virtual", name, None)
+        made.append(bus)
+        return bus
+
+    sender = can.Bus(interface="virtual", channel=ch)
+    hub = BusHub(factory)
+    link = link_for(ch, hub=hub)
+    await link.open()
+    try:
+        bus = made[-1]
+
+        def broken(timeout: float | None) -> Any:
+            raise can.CanOperationError("interface went down")
+
+        bus._recv_internal = broken
+        sender.send(can.Message(arbitration_id=0x351, data=b"\x01", is_extended_id=False))
+        with pytest.raises(LinkError, match=r"receive failed .*interface went down"):
+            for _ in range(3):  # a reader thread may be inside a receive begun before the patch
+                await link.recv(5.0)  # fails when reading stops, not at the timeout
+        with pytest.raises(LinkError, match="receive failed"):
+            link.drain()
+        await link.close()
+        await link.open()  # the host reopens the link: a fresh bus
+        assert made[-1] is not bus
+        sender.send(can.Message(arbitration_id=0x351, data=b"\x02", is_extended_id=False))
+        frame = await link.recv(1.0)
+        assert frame is not None and frame.data == b"\x02"
+    finally:
+        await link.close()
+        sender.shutdown()
+
+
+async def test_close_wakes_a_waiting_reader() -> None:
+    import asyncio
+
+    link = link_for(channel("wake"))
+    await link.open()
+    reader = asyncio.create_task(link.recv(30.0))
+    await asyncio.sleep(0)
+    await link.close()
+    with pytest.raises(LinkError, match="not open"):
+        await asyncio.wait_for(reader, 10.0)  # at once, not after 30 s
+    with pytest.raises(LinkError, match="not open"):
+        link.drain()
+
+
+async def test_each_wait_gets_its_own_deadline() -> None:
+    import asyncio
+
+    ch = channel("deadline")
+    sender = can.Bus(interface="virtual", channel=ch)
+    link = link_for(ch)
+    await link.open()
+    try:
+        assert await link.recv(0.01) is None  # leaves a timer for an early deadline
+
+        async def send_late() -> None:
+            await asyncio.sleep(0.05)
+            sender.send(can.Message(arbitration_id=0x351, data=b"\x05", is_extended_id=False))
+
+        task = asyncio.create_task(send_late())
+        frame = await link.recv(5.0)  # not cut short by the earlier deadline's timer
+        assert frame is not None and frame.data == b"\x05"
+        await task
+        # ... and a short wait after a long one ends on time (a generous bound, not a timing test)
+        assert await asyncio.wait_for(link.recv(0.02), 10.0) is None
+    finally:
+        await link.close()
+        sender.shutdown()

@@ -1,7 +1,10 @@
 """``ble://AA:BB:CC:DD:EE:FF`` links: a GATT notify/write pair seen as a byte stream.
 
 Writes go to the write characteristic (split to the MTU), notifications arrive as read bytes and
-the driver's framer reassembles them, exactly as on a serial line. Two connection modes:
+the driver's framer reassembles them, exactly as on a serial line. Notifications are appended to
+one receive buffer in bleak's callback, which also runs the waiting reader's framer: the reader is
+woken once per complete frame (or a lost connection), not once per 20-byte notification. Two
+connection modes:
 
 * ``keep`` (default): connect on ``open`` and stay connected; a lost connection is re-made on
   the next write (spaced by the adapter's back-off).
@@ -21,7 +24,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from bmshost.errors import BmshostError, LinkError
+from bmshost.errors import BmshostError, LinkError, LinkTimeout
 from bmshost.link import Framer, StreamLink
 from bmshost.url import LinkUrl
 from bmshost_transport_ble.backend import BleakBackend, BleBackend, BleClient
@@ -51,8 +54,16 @@ class BleStreamLink(StreamLink):
         self._client: BleClient | None = None
         self._connected = False
         self._open = False
-        self._incoming = bytearray()
+        # A reader waiting in read_frame: its future, its framer, and the frame the notification
+        # callback found for it (or the exception the framer raised there).
         self._waiter: asyncio.Future[None] | None = None
+        self._framer: Framer | None = None
+        self._found: bytes | None = None
+        self._framer_error: Exception | None = None
+        # One timer per link follows the waiting reader's deadline (re-armed lazily when it
+        # fires early) instead of one timer made and cancelled per request.
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
         self._notify_uuid = params.notify_uuids[0]
         self._write_uuid = params.write_uuids[0]
         self._chunk = max(20, params.mtu - 3)
@@ -109,6 +120,9 @@ class BleStreamLink(StreamLink):
     async def close(self) -> None:
         self._open = False
         self._cancel_idle()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         await self._disconnect()
 
     async def _ensure_connected(self) -> None:
@@ -145,7 +159,7 @@ class BleStreamLink(StreamLink):
         self._connected = True
         self._rssi = rssi
         self._connects += 1
-        self._incoming.clear()
+        self._rx.clear()
         self.manager.record_success(address)
         for hook in self.on_connect:
             try:
@@ -195,9 +209,27 @@ class BleStreamLink(StreamLink):
             _wake(self._waiter)  # a reader fails now instead of at its timeout
 
     def _notified(self, _sender: Any, data: bytearray) -> None:
-        self._incoming += data
-        if self._waiter is not None:
-            _wake(self._waiter)
+        """bleak's notification callback: buffer, and wake the reader only for a whole frame."""
+        rx = self._rx
+        rx += data
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        framer = self._framer
+        if framer is None:  # a plain _read: any bytes will do
+            waiter.set_result(None)
+            return
+        try:
+            frame, used = framer(bytes(rx))
+        except Exception as exc:  # a driver bug must reach the reader, not the loop's log
+            self._framer_error = exc
+            waiter.set_result(None)
+            return
+        if used:
+            del rx[:used]
+        if frame is not None:
+            self._found = frame
+            waiter.set_result(None)
 
     # -- rotate mode: give the slot back when idle ---------------------------------------------
 
@@ -226,51 +258,101 @@ class BleStreamLink(StreamLink):
 
     # -- StreamLink ----------------------------------------------------------------------------
 
-    def discard_input(self) -> None:
-        super().discard_input()
-        self._incoming.clear()
-
     async def _write(self, data: bytes) -> None:
         self._activity += 1
-        self._cancel_idle()
-        await self._ensure_connected()
+        if self._idle is not None:
+            self._cancel_idle()
+        if not self._connected or self._client is None:
+            await self._ensure_connected()
         client = self._client
         if client is None:
             raise LinkError(f"{self.description}: not connected")
+        chunk = self._chunk
         try:
-            for start in range(0, len(data), self._chunk):
-                await client.write_gatt_char(
-                    self._write_uuid, data[start : start + self._chunk], self.params.write_response
-                )
+            if len(data) <= chunk:  # the usual request: one write, no slicing
+                await client.write_gatt_char(self._write_uuid, data, self.params.write_response)
+            else:
+                for start in range(0, len(data), chunk):
+                    await client.write_gatt_char(
+                        self._write_uuid, data[start : start + chunk], self.params.write_response
+                    )
         except Exception as exc:
             await self._disconnect()
             raise LinkError(explain(exc, f"{self.description}: write failed")) from None
 
     async def _read(self, timeout: float) -> bytes:
-        if not self._incoming:
-            if not self._connected:
-                raise LinkError(f"{self.description}: not connected")
-            # A bare future and a timer: much cheaper per notification than asyncio.wait_for.
-            loop = asyncio.get_running_loop()
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._waiter = waiter
-            timer = loop.call_later(timeout, _wake, waiter)
-            try:
-                await waiter
-            finally:
-                timer.cancel()
-                self._waiter = None
-            if not self._incoming:
-                if not self._connected:
-                    raise LinkError(f"{self.description}: connection lost")
-                return b""
-        data = bytes(self._incoming)
-        self._incoming.clear()
+        """Whatever arrived, waiting up to ``timeout`` for a first notification (the framed
+        path, ``read_frame``, does not come through here)."""
+        if not self._rx:
+            await self._wait(None, timeout)
+            if not self._rx and not self._connected:
+                raise LinkError(f"{self.description}: connection lost")
+        data = bytes(self._rx)
+        self._rx.clear()
         return data
+
+    async def _wait(self, framer: Framer | None, timeout: float) -> None:
+        """Sleep until the notification callback wakes us (a frame for ``framer``, any bytes
+        without one), the connection is lost, or ``timeout`` passes. A bare future and the
+        link's deadline timer: much cheaper than asyncio.wait_for."""
+        if not self._connected:
+            raise LinkError(f"{self.description}: not connected")
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiter = waiter
+        self._framer = framer
+        deadline = self._deadline = loop.time() + timeout
+        timer = self._timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = loop.call_at(deadline, self._expire)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            self._framer = None
+
+    def _expire(self) -> None:
+        """The deadline timer: wake a reader whose time is up, or follow a later deadline."""
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # nobody waits: the next wait arms a new timer
+        loop = waiter.get_loop()
+        if loop.time() >= self._deadline - 1e-6:
+            waiter.set_result(None)
+        else:
+            self._timer = loop.call_at(self._deadline, self._expire)
 
     async def read_frame(self, framer: Framer, timeout: float) -> bytes:
         try:
-            frame = await super().read_frame(framer, timeout)
+            rx = self._rx
+            if rx:  # a frame may already be buffered (several arrived in one burst)
+                frame, used = framer(bytes(rx))
+                if used:
+                    del rx[:used]
+                if frame is not None:
+                    self._last_frame = self.manager.clock()
+                    return frame
+            if timeout <= 0:
+                raise LinkTimeout(f"{self.description}: no complete reply within {timeout:g} s")
+            self._found = None
+            self._framer_error = None
+            try:
+                await self._wait(framer, timeout)
+                error, self._framer_error = self._framer_error, None
+                if error is not None:
+                    raise error
+                frame, self._found = self._found, None
+            finally:
+                if self._found is not None:  # cancelled after the frame was found:
+                    rx[:0] = self._found  # put it back for the next reader
+                    self._found = None
+            if frame is None:
+                if not self._connected:
+                    raise LinkError(f"{self.description}: connection lost")
+                raise LinkTimeout(f"{self.description}: no complete reply within {timeout:g} s")
         finally:
             self._schedule_idle()
         self._last_frame = self.manager.clock()

@@ -3,8 +3,10 @@
 ``SimulatedBleBackend`` offers the calls ``BleStreamLink`` makes of bleak: find a device, connect,
 list services, subscribe to notifications, write. Writes feed a ``bmshost.driver.Simulator``;
 its replies come back as notifications of at most ``chunk`` bytes (20 by default, as over a
-default-MTU link), each delivered in its own event-loop callback like bleak does. Connection
-failures, delays and link losses can be injected. Tests, benchmarks and demos use it.
+default-MTU link), one per event-loop iteration, as bleak delivers them on BlueZ (with
+AcquireNotify each notification is one datagram on a socket the loop watches: one read, one
+callback, per iteration). Connection failures, delays and link losses can be injected. Tests,
+benchmarks and demos use it.
 """
 
 from __future__ import annotations
@@ -127,15 +129,35 @@ class StandinClient:
         if not reply or sim.silent or not self._callbacks:
             return
         callback = next(iter(self._callbacks.values()))
-        loop = asyncio.get_running_loop()
-        for start in range(0, len(reply), self.device.chunk):
-            loop.call_soon(
-                self._deliver, callback, bytearray(reply[start : start + self.device.chunk])
-            )
+        asyncio.get_running_loop().call_soon(self._deliver, callback, reply, 0, None)
 
-    def _deliver(self, callback: NotifyCallback, data: bytearray) -> None:
+    def push(self, data: bytes) -> asyncio.Future[None]:
+        """The device sends ``data`` unasked (a BMS that streams records), in notifications
+        like a reply; the future is done once the last one was delivered (or dropped)."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._connected and self._callbacks and data and not self.device.simulator.silent:
+            callback = next(iter(self._callbacks.values()))
+            asyncio.get_running_loop().call_soon(self._deliver, callback, data, 0, done)
+        else:
+            done.set_result(None)
+        return done
+
+    def _deliver(
+        self,
+        callback: NotifyCallback,
+        reply: bytes,
+        start: int,
+        done: asyncio.Future[None] | None,
+    ) -> None:
+        """One notification now, the next one in the next loop iteration."""
+        end = start + self.device.chunk
+        last = not self._connected or end >= len(reply)
+        if not last:
+            asyncio.get_running_loop().call_soon(self._deliver, callback, reply, end, done)
         if self._connected:
-            callback(None, data)
+            callback(None, bytearray(reply[start:end]))
+        if last and done is not None and not done.done():
+            done.set_result(None)
 
     def drop(self) -> None:
         """Simulate the peripheral going away (bleak calls the disconnected callback)."""

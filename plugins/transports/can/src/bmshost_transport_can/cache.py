@@ -32,6 +32,14 @@ class FrameCache:
         self._frames[frame.arbitration_id] = (frame, now)
         self._last = now
 
+    def put_many(self, frames: list[CanFrame]) -> None:
+        """File the frames of one burst (they arrived together: one time for all)."""
+        now = self._clock()
+        cache = self._frames
+        for frame in frames:
+            cache[frame.arbitration_id] = (frame, now)
+        self._last = now
+
     def _check_silence(self, now: float) -> None:
         if self._last is not None and now - self._last > self.silence:
             self._frames.clear()

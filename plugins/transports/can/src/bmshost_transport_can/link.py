@@ -2,9 +2,10 @@
 probing.
 
 Each link is one battery's view of a (possibly shared) bus: it sees only the frames its filters
-accept, in arrival order (``recv``), and keeps the newest frame per id (``cache``) for drivers of
-broadcast protocols. ``start_periodic`` sends a request frame on a fixed period (keep-alives,
-polled protocols) until the link closes.
+accept, in arrival order (``recv``, or ``drain`` for everything queued at once without a
+coroutine per frame), and keeps the newest frame per id (``cache``) for drivers of broadcast
+protocols. ``start_periodic`` sends a request frame on a fixed period (keep-alives, polled
+protocols) until the link closes.
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ class PythonCanLink(CanLink):
         self._shared: SharedBus | None = None
         self._queue: deque[CanFrame] = deque(maxlen=MAX_QUEUE)
         self._waiter: asyncio.Future[None] | None = None
+        # One timer per link follows the waiting reader's deadline (re-armed lazily when it
+        # fires early) instead of one timer made and cancelled per wait.
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
         self._periodic: list[asyncio.Task[None]] = []
         self.bitrate: int | None = params.bitrate
         self.frames_received = 0
@@ -136,45 +141,91 @@ class PythonCanLink(CanLink):
             with contextlib.suppress(Exception):
                 await self.hub.detach(self.params.bus_key, self._token)
         self._queue.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)  # a reader fails now ("not open") instead of at its timeout
 
     # -- frames --------------------------------------------------------------------------------
 
-    def _received(self, frame: CanFrame) -> None:
-        self.frames_received += 1
-        self.cache.put(frame)
-        self._queue.append(frame)
-        if self._waiter is not None:
-            _wake(self._waiter)
+    def _received(self, frames: list[CanFrame]) -> None:
+        """The hub's delivery: this link's frames of one burst (empty: the bus failed)."""
+        if frames:
+            self.frames_received += len(frames)
+            self.cache.put_many(frames)
+            self._queue.extend(frames)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
-    async def send(self, frame: CanFrame) -> None:
+    def _require(self) -> SharedBus:
         shared = self._shared
         if shared is None:
             raise LinkError(f"{self.description}: not open")
+        if shared.failed is not None:
+            raise LinkError(shared.failed)
+        return shared
+
+    async def send(self, frame: CanFrame) -> None:
+        shared = self._require()
         shared.send(frame)
         self.frames_sent += 1
         self._capture(frame, [])
 
     async def recv(self, timeout: float) -> CanFrame | None:
-        if not self._queue:
-            if self._shared is None:
-                raise LinkError(f"{self.description}: not open")
+        queue = self._queue
+        if not queue:
+            self._require()
             if timeout <= 0:
                 return None
-            # A bare future and a timer: cheaper per frame than asyncio.wait_for.
+            # A bare future and the link's deadline timer: cheaper than asyncio.wait_for.
             loop = asyncio.get_running_loop()
             waiter: asyncio.Future[None] = loop.create_future()
             self._waiter = waiter
-            timer = loop.call_later(timeout, _wake, waiter)
+            deadline = self._deadline = loop.time() + timeout
+            timer = self._timer
+            if timer is None or timer.when() > deadline:
+                if timer is not None:
+                    timer.cancel()
+                self._timer = loop.call_at(deadline, self._expire)
             try:
                 await waiter
             finally:
-                timer.cancel()
                 self._waiter = None
-            if not self._queue:
+            if not queue:
+                self._require()  # woken because the bus failed: say so
                 return None
-        frame = self._queue.popleft()
-        self._capture(None, [frame])
+        frame = queue.popleft()
+        if self.recorder is not None:
+            self._capture(None, [frame])
         return frame
+
+    def _expire(self) -> None:
+        """The deadline timer: wake a reader whose time is up, or follow a later deadline."""
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # nobody waits: the next wait arms a new timer
+        loop = waiter.get_loop()
+        if loop.time() >= self._deadline - 1e-6:
+            waiter.set_result(None)
+        else:
+            self._timer = loop.call_at(self._deadline, self._expire)
+
+    def drain(self) -> list[CanFrame]:
+        """Every frame queued now, oldest first, without waiting (``[]`` when none): what a
+        broadcast driver takes once per poll instead of one ``recv`` coroutine per frame."""
+        queue = self._queue
+        if not queue:
+            self._require()
+            return []
+        frames = list(queue)
+        queue.clear()
+        if self.recorder is not None:
+            self._capture(None, frames)
+        return frames
 
     def discard_input(self) -> None:
         """Drop queued frames (the cache keeps the newest per id)."""
@@ -202,14 +253,10 @@ class PythonCanLink(CanLink):
         return task
 
 
-def _wake(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
-
-
-def _setter(event: asyncio.Event) -> Callable[[CanFrame], None]:
-    def heard(_frame: CanFrame) -> None:
-        event.set()
+def _setter(event: asyncio.Event) -> Callable[[list[CanFrame]], None]:
+    def heard(frames: list[CanFrame]) -> None:
+        if frames:
+            event.set()
 
     return heard
 
