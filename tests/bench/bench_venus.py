@@ -23,6 +23,7 @@ import time
 from typing import Any
 
 import dbus.bus
+import dbus.mainloop
 
 from bmshost_sink_venus.testing import battery, make_sink, sample16, update
 
@@ -39,7 +40,7 @@ async def _bench(address: str) -> dict[str, Any]:
     entry = sink.entries[id(bat)]
     while entry.service is None:
         await asyncio.sleep(0.0005)
-    client = dbus.bus.BusConnection(address)
+    client = dbus.bus.BusConnection(address, mainloop=dbus.mainloop.NULL_MAIN_LOOP)
     client.set_exit_on_disconnect(False)
     items = await asyncio.to_thread(
         lambda: client.get_object(entry.service.name, "/", introspect=False).GetItems(

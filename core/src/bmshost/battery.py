@@ -12,7 +12,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from bmshost.capabilities import Capability
@@ -79,6 +79,7 @@ class Battery:
         sinks: Sequence[Sink],
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        restore: Callable[[Battery], Awaitable[None]] | None = None,
     ) -> None:
         self.config = config
         self.driver = driver
@@ -108,6 +109,9 @@ class Battery:
         self._next_slow = 0.0
         self._stop = asyncio.Event()
         self._pending_tasks: set[asyncio.Task[Any]] = set()
+        # Called once, at the first connect (the identity is known then), before the stages see
+        # a sample: the host compares the state file with the sinks' copies (bmshost.host).
+        self._restore = restore
         self._capabilities = variant.capabilities
         self._identity = Identity(
             driver=driver.name, variant=variant.name, port=config.port, address=config.address
@@ -282,6 +286,9 @@ class Battery:
                 # rebuild so the stages match; persisted state lives in the store and carries over.
                 self.pipeline = self.pipeline_factory(self._capabilities)
         self._remember_static(first)
+        if self._restore is not None:
+            restore, self._restore = self._restore, None
+            await restore(self)
         self._next_slow = now + self.host.slow_poll_interval
         self.log.info("connected to %s on %s", self.driver.name, self.connection)
         self.connected = True

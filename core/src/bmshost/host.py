@@ -7,6 +7,7 @@ the loops, the last state is saved and sinks are stopped in order.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 import time
@@ -21,8 +22,8 @@ from bmshost.errors import ConfigError
 from bmshost.lazy import resolve
 from bmshost.link import BaseLink, CaptureRecorder
 from bmshost.plugins import PluginManager
-from bmshost.sink import Sink, SinkContext
-from bmshost.store import BatteryState, default_state_dir
+from bmshost.sink import RESTORE_TIMEOUT, Sink, SinkContext
+from bmshost.store import BatteryState, StateDoc, default_state_dir, parse_state
 
 log = logging.getLogger("bmshost.host")
 
@@ -78,7 +79,8 @@ class Host:
             shared.users += 1
             battery_key = bc.name or f"{driver.name}_{bc.url.raw}_{bc.address}"
             safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in battery_key)
-            state = BatteryState(self.state_dir / f"{safe}.json")
+            state = BatteryState(self.state_dir / f"{safe}.json", wall=self.wall)
+            state.held = True  # until _restore_state has compared it with the sinks' copies
             def make_pipeline(
                 capabilities: frozenset[Any], state: BatteryState = state, battery_id: str = safe
             ) -> Any:
@@ -87,21 +89,22 @@ class Host:
                 )
 
             pipeline = make_pipeline(variant.capabilities)
-            self.batteries.append(
-                Battery(
-                    config=bc,
-                    driver=driver,
-                    variant=variant,
-                    shared=shared,
-                    host=self.config.host,
-                    pipeline=pipeline,
-                    pipeline_factory=make_pipeline,
-                    state=state,
-                    sinks=self.sinks,
-                    clock=self.clock,
-                    wall=self.wall,
-                )
+            battery = Battery(
+                config=bc,
+                driver=driver,
+                variant=variant,
+                shared=shared,
+                host=self.config.host,
+                pipeline=pipeline,
+                pipeline_factory=make_pipeline,
+                state=state,
+                sinks=self.sinks,
+                clock=self.clock,
+                wall=self.wall,
+                restore=self._restore_state,
             )
+            state.on_saved = functools.partial(self._state_saved, battery)
+            self.batteries.append(battery)
         self._built = True
 
     def make_link(self, index: int, url: Any, params: Any) -> BaseLink:
@@ -131,6 +134,65 @@ class Host:
             for name, included, why in b.pipeline.explain():
                 lines.append(f"  [{'x' if included else ' '}] {name}: {why}")
         return "\n".join(lines)
+
+    # -- persisted control state ---------------------------------------------------------------
+
+    async def _restore_state(self, battery: Battery) -> None:
+        """At the battery's first connect: take the newest of its state file and the copies the
+        sinks keep (``Sink.restore_state``), rebuild the pipeline when a copy wins, and bring
+        sinks whose copy is missing or different up to date. Never raises; always releases the
+        hold on saving."""
+        state = battery.state
+        try:
+            copies: list[tuple[Sink, StateDoc | None]] = []
+            for sink in self.sinks:
+                try:
+                    text = await asyncio.wait_for(sink.restore_state(battery), RESTORE_TIMEOUT)
+                except TimeoutError:
+                    log.warning("%s: sink %s did not return the saved state within %.0f s; ignored",
+                                battery.name, sink.name, RESTORE_TIMEOUT)
+                    continue
+                except Exception:
+                    log.exception("%s: sink %s failed to return the saved state", battery.name, sink.name)
+                    continue
+                if text is not None and not isinstance(text, str):
+                    log.warning("%s: sink %s returned a %s as state; ignored", battery.name, sink.name,
+                                type(text).__name__)
+                    text = None
+                doc = parse_state(text, f"the {sink.name} sink's copy for {battery.name}") if text else None
+                copies.append((sink, doc))
+            newest: tuple[Sink, StateDoc] | None = None
+            for sink, doc in copies:
+                # Strictly newer than the file (and than earlier sinks): on a tie the file wins.
+                if doc is not None and doc.saved_at > (newest[1].saved_at if newest else state.saved_at):
+                    newest = (sink, doc)
+            if newest is not None and newest[1].sections != state.sections:
+                sink, doc = newest
+                log.info("%s: control state restored from the %s sink (saved %s), newer than the state file",
+                         battery.name, sink.name, _when(doc.saved_at))
+                state.adopt(doc)
+                if battery.pipeline_factory is not None:
+                    # Stages read their store when built: rebuild so they start from the restored state.
+                    battery.pipeline = battery.pipeline_factory(battery.capabilities)
+            if state.text:
+                for sink, doc in copies:
+                    if doc is None or doc.sections != state.sections:
+                        self._hand_over(sink, battery, state.text)
+        except Exception:
+            log.exception("%s: restoring the control state failed; the state file is used", battery.name)
+        finally:
+            state.held = False
+
+    def _state_saved(self, battery: Battery, text: str) -> None:
+        for sink in self.sinks:
+            self._hand_over(sink, battery, text)
+
+    @staticmethod
+    def _hand_over(sink: Sink, battery: Battery, text: str) -> None:
+        try:
+            sink.state_saved(battery, text)
+        except Exception:
+            log.exception("%s: sink %s failed to take the saved state", battery.name, sink.name)
 
     # -- running -------------------------------------------------------------------------------
 
@@ -190,3 +252,7 @@ class Host:
             path = self.capture if i == 0 else f"{self.capture}.{i}"
             write_capture(path, b.driver.name, b.variant.name, b.shared.link, recorder)
             log.info("capture of %s written to %s", b.name, path)
+
+
+def _when(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch)) if epoch > 0 else "at an unknown time"

@@ -70,6 +70,9 @@ class BatteryHandle(Protocol):
         ...
 
 
+RESTORE_TIMEOUT = 10.0  # s the host waits for one sink's ``restore_state``
+
+
 class Sink(ABC):
     """An output. One instance per configured ``[sinks.<name>]`` section, serving every battery."""
 
@@ -87,6 +90,25 @@ class Sink(ABC):
 
     async def stop(self) -> None:  # noqa: B027 - optional
         """Flush and disconnect."""
+
+    # -- persisted control state (optional: a sink that keeps a copy of each battery's state) --
+
+    async def restore_state(self, battery: BatteryHandle) -> str | None:
+        """The battery's control-state document as last handed to ``state_saved`` (keyed by
+        ``battery.identity``), or None when this sink keeps none.
+
+        Called once per battery, at its first successful connect (when the identity is known)
+        and before the control stages see the first sample. The text is opaque to the sink: the
+        host parses it, ignores it with a warning if it is not a state document, and takes the
+        newest of the file and every sink's copy. The host gives up on a sink that takes longer
+        than ``RESTORE_TIMEOUT`` seconds; an exception is logged and counts as "no copy"."""
+        return None
+
+    def state_saved(self, battery: BatteryHandle, text: str) -> None:  # noqa: B027 - optional
+        """The battery's control state was written (``text``, a JSON document). Called from the
+        event loop only when the document changed, at most every state interval (60 s) and at
+        shutdown, so it is already coalesced; a sink that stores it on flash may coalesce
+        further. Must not block."""
 
 
 @attrs.frozen(slots=True, kw_only=True)

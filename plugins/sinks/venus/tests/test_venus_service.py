@@ -200,7 +200,9 @@ async def test_session_and_explicit_bus_rules(monkeypatch: Any) -> None:
 
     monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
     assert bus_address(VenusOptions()) == dbus.bus.BusConnection.TYPE_SYSTEM
+    assert bus_address(VenusOptions(bus="session")) == dbus.bus.BusConnection.TYPE_SESSION
     monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent")
-    assert bus_address(VenusOptions()) == dbus.bus.BusConnection.TYPE_SESSION
+    assert bus_address(VenusOptions()) == "unix:path=/nonexistent"  # read now, not cached
+    assert bus_address(VenusOptions(bus="session")) == "unix:path=/nonexistent"
     assert bus_address(VenusOptions(bus="system")) == dbus.bus.BusConnection.TYPE_SYSTEM
     assert bus_address(VenusOptions(bus_address="unix:path=/x")) == "unix:path=/x"

@@ -58,7 +58,7 @@ def unit(fmt: str) -> Formatter:
     return fmt.format
 
 
-def text_of(path: str, value: Value, formats: Mapping[str, Formatter]) -> str:
+def text_of(path: str, value: Value, formats: Mapping[str, Formatter | None]) -> str:
     if value is None:
         return INVALID_TEXT
     fmt = formats.get(path)

@@ -70,3 +70,15 @@ class VenusOptions:
     soc_reset_paths: str = attrs.field(default="auto", validator=_soc_reset)
     # Venus' security note: BLE and MQTT links must not be used for shared voltage sense.
     mark_insecure: bool = True
+    # A copy of each battery's control state (float state, calculated SoC, history) in
+    # localsettings, keyed like the instance; the host's state file stays the primary copy.
+    persist_state: bool = True
+    # At most one ControlState write per this many seconds (the host hands a changed document
+    # over at most once a minute; localsettings rewrites all of settings.xml for each write).
+    state_write_interval: float = attrs.field(default=300.0, validator=attrs.validators.ge(0))
+    # /JsonData (spec §5.3): the whole service as one JSON string, rebuilt at most once per
+    # json_data_interval and only when something changed.
+    publish_json_data: bool = False
+    json_data_interval: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
+    # /Info/ChargeModeDebug, ...Float, ...Bulk: the control pipeline explaining its decisions.
+    charge_mode_debug: bool = False

@@ -30,6 +30,27 @@ HISTORY_INTS = frozenset(
         "time_since_last_full_charge",
     }
 )
+# Decimals of the others: the GUI's history page resolution (0.1 Ah, 10 mV, 1 mV per cell,
+# 0.1 °C, 10 Wh). Finer digits would only turn the counters' steady creep into a signal a second.
+HISTORY_DIGITS: dict[str, int] = {
+    "deepest_discharge": 1,
+    "last_discharge": 1,
+    "average_discharge": 1,
+    "total_ah_drawn": 1,
+    "minimum_voltage": 2,
+    "maximum_voltage": 2,
+    "minimum_cell_voltage": 3,
+    "maximum_cell_voltage": 3,
+    "minimum_temperature": 1,
+    "maximum_temperature": 1,
+    "discharged_energy": 2,
+    "charged_energy": 2,
+}
+# (field, path, decimals or None for an integer), in path order.
+HISTORY_FIELDS: tuple[tuple[str, str, int | None], ...] = tuple(
+    (name, path, None if name in HISTORY_INTS else HISTORY_DIGITS.get(name, 3))
+    for name, path in HISTORY_PATHS.items()
+)
 
 # Writable paths and what they control (validation lives in writes.py).
 CUSTOM_NAME = "/CustomName"

@@ -8,9 +8,9 @@ measurement noise below the display resolution from turning into D-Bus traffic.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
-from statistics import fmean
 from typing import Any
 
 import attrs
@@ -55,6 +55,9 @@ class Face:
     # CCL/DCL never go invalid once published: aggregators do arithmetic on them.
     last_ccl: float | None = None
     last_dcl: float | None = None
+    # (voltage paths, balance path) per cell for (cells, cell_format): built once, not per cycle
+    cell_paths: list[tuple[tuple[str, ...], str | None]] = attrs.field(factory=list, repr=False)
+    cell_paths_key: tuple[int, int] = (0, -1)
 
 
 def _r(value: float | None, digits: int) -> float | None:
@@ -86,6 +89,7 @@ def render(update: BatteryUpdate, face: Face) -> dict[str, Value]:
     _cells(out, s, face)
     _system(out, s, d, face, update)
     _limits(out, s, lim, face, update)
+    _heating(out, s)
     _alarms(out, s, d, update)
     _state(out, update)
     _history(out, s, d)
@@ -126,7 +130,7 @@ def _measurements(out: dict[str, Value], s: Sample, d: Derived, update: BatteryU
     out["/Dc/0/Current"] = None if lost else _r(current, 2)
     out["/Dc/0/Power"] = None if lost else _r(power, 2)
     temps = s.temperatures or []
-    battery_temp = _first(d.battery_temperature, fmean(temps) if temps else None)
+    battery_temp = _first(d.battery_temperature, sum(temps) / len(temps) if temps else None)
     out["/Dc/0/Temperature"] = _r(battery_temp, 1)
     out["/Dc/0/MidVoltage"] = _r(d.midpoint_voltage, 2)
     out["/Dc/0/MidVoltageDeviation"] = _r(d.midpoint_deviation, 1)
@@ -143,17 +147,34 @@ def _measurements(out: dict[str, Value], s: Sample, d: Derived, update: BatteryU
     out["/ConsumedAmphours"] = _r(consumed, 2)
 
 
+def _cell_paths(face: Face) -> list[tuple[tuple[str, ...], str | None]]:
+    key = (face.cells, face.cell_format)
+    if face.cell_paths_key != key:
+        fmt = face.cell_format
+        face.cell_paths = [
+            (tuple(P.cell_voltage_paths(n, fmt)), f"/Balances/Cell{n}" if fmt in (1, 3) else None)
+            for n in range(1, face.cells + 1)
+        ]
+        face.cell_paths_key = key
+    return face.cell_paths
+
+
 def _cells(out: dict[str, Value], s: Sample, face: Face) -> None:
+    # The hottest part of a cycle (a path or two per cell): no helper calls per cell.
     cells = s.cell_voltages or []
-    face.cells = max(face.cells, len(cells))
+    count = len(cells)
+    if count > face.cells:
+        face.cells = count
     balancing = s.cell_balancing or []
+    balancers = len(balancing)
+    volts = [round(v + 0.0, 3) for v in cells]  # + 0.0: an int from a driver goes out as a double
+    for i, (voltage_paths, balance_path) in enumerate(_cell_paths(face)):
+        value = volts[i] if i < count else None
+        for path in voltage_paths:
+            out[path] = value
+        if balance_path is not None:
+            out[balance_path] = int(balancing[i]) if i < balancers else None
     fmt = face.cell_format
-    for n in range(1, face.cells + 1):
-        volts = _r(cells[n - 1], 3) if n <= len(cells) else None
-        for path in P.cell_voltage_paths(n, fmt):
-            out[path] = volts
-        if fmt in (1, 3):
-            out[f"/Balances/Cell{n}"] = int(balancing[n - 1]) if n <= len(balancing) else None
     total = _r(sum(cells), 2) if cells else None
     diff = _r(max(cells) - min(cells), 3) if cells else None
     if fmt in (1, 3):
@@ -220,6 +241,9 @@ def _limits(
     out["/Info/MaxChargeCurrent"] = _r(ccl, 2)
     out["/Info/MaxDischargeCurrent"] = _r(dcl, 2)
     out["/Info/ChargeMode"] = lim.charge_mode
+    # Filled by the sink when charge_mode_debug is on (debug.py); "" as the reference has it.
+    out["/Info/ChargeModeDebug"] = out["/Info/ChargeModeDebugFloat"] = ""
+    out["/Info/ChargeModeDebugBulk"] = ""
     out["/Info/ChargeLimitation"] = lim.charge_limitation
     out["/Info/DischargeLimitation"] = lim.discharge_limitation
     allow_charge = lim.allow_to_charge
@@ -231,7 +255,6 @@ def _limits(
     out["/Io/AllowToCharge"] = _i(allow_charge)
     out["/Io/AllowToDischarge"] = _i(allow_discharge)
     out["/Io/AllowToBalance"] = _i(s.balance_fet)
-    out["/Heating"] = s.heating
     out["/System/NrOfModulesBlockingCharge"] = (
         None if allow_charge is None else int(not allow_charge)
     )
@@ -240,12 +263,34 @@ def _limits(
     )
 
 
+def _number(extra: dict[str, Any], key: str, digits: int) -> float | None:
+    value = extra.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None  # a driver's extra value is not validated by the model: never trust its type
+    return round(float(value), digits)
+
+
+def _heating(out: dict[str, Value], s: Sample) -> None:
+    """Spec §2.6/§2.7: what the BMS says about its heater (none of them lets us switch it)."""
+    extra = s.extra or {}
+    heater_fet = extra.get("heater_fet")
+    out["/Heating"] = s.heating
+    out["/Io/AllowToHeat"] = int(heater_fet) if isinstance(heater_fet, bool) else None
+    out["/Info/HeatingCurrent"] = _number(extra, "heater_current", 2)
+    out["/Info/HeatingPower"] = _number(extra, "heater_power", 1)
+    out["/Info/HeatingTemperatureStart"] = _number(extra, "heater_temperature_start", 1)
+    out["/Info/HeatingTemperatureStop"] = _number(extra, "heater_temperature_stop", 1)
+
+
 def _alarms(out: dict[str, Value], s: Sample, d: Derived, update: BatteryUpdate) -> None:
     bms = s.alarms or {}
     driver = d.alarms or {}
     for name, path in P.ALARM_PATHS.items():
-        levels = [v for v in (bms.get(name), driver.get(name)) if v is not None]
-        out[path] = max(levels) if levels else None  # worst level wins; unknown stays invalid
+        level = bms.get(name)
+        other = driver.get(name)
+        if other is not None and (level is None or other > level):
+            level = other
+        out[path] = level  # worst level wins; unknown stays invalid
     if out["/Alarms/BmsCable"] is None:
         # Nobody else judged the link: losing the BMS is an alarm, a live link is not.
         out["/Alarms/BmsCable"] = 2 if update.stale else 0
@@ -283,12 +328,12 @@ def _state(out: dict[str, Value], update: BatteryUpdate) -> None:
 
 def _history(out: dict[str, Value], s: Sample, d: Derived) -> None:
     h = d.history
-    for name, path in P.HISTORY_PATHS.items():
+    for name, path, digits in P.HISTORY_FIELDS:
         value = getattr(h, name) if h is not None else None
         if name == "charge_cycles" and value is None:
             value = s.cycles
         if value is not None:
-            value = int(value) if name in P.HISTORY_INTS else round(float(value), 3)
+            value = int(value) if digits is None else round(float(value), digits)
         out[path] = value
     out[P.HISTORY_CLEAR] = 0
     out["/History/CanBeCleared"] = 1 if h is not None else 0

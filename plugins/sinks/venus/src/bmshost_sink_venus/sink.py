@@ -6,6 +6,11 @@ GLib thread, which stores them and sends one ItemsChanged. A steady battery ther
 render and one dict comparison per cycle and no D-Bus message at all. SetValue arrives on the
 GLib thread, is validated there, and a write the battery must perform crosses to asyncio
 (``run_coroutine_threadsafe``) with the D-Bus reply sent when the battery has answered.
+
+The bus daemon may go away (a restart, a crash). Every connection watches for libdbus' local
+``Disconnected`` signal; a lost service is closed and re-created with back-off from the same
+face (same name, device instance, paths, user switches), and settings writes queued meanwhile
+are kept until the settings service answers again. The poll loop and other sinks never notice.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import asyncio
 import enum
 import logging
 import os
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -27,19 +33,37 @@ from bmshost.capabilities import Capability
 from bmshost.model import Command, CommandKind
 from bmshost.sink import BatteryHandle, BatteryUpdate, Sink, SinkContext
 
-from . import glib_loop
+from . import debug, glib_loop, jsondata
 from . import paths as P
-from .busitem import BusItemService
-from .encoding import Value, same
+from .busitem import BusItemService, unwatch, watch_disconnect
+from .encoding import Value
 from .options import VenusOptions
 from .render import Face, render
-from .settings import FileSettings, LocalSettings
+from .settings import (
+    CONTROL_STATE,
+    CUSTOM_NAME,
+    LAST_SEEN,
+    MAX_STATE_CHARS,
+    Batch,
+    FileSettings,
+    LocalSettings,
+    SettingsUnavailable,
+    WriteQueue,
+)
 from .writes import ACCEPTED, REFUSED, Write, apply_to_face, decide
 
 log = logging.getLogger("bmshost.venus")
 
-RETRY_AFTER = 10.0  # s between attempts to create a service that failed (bus down, name taken)
+# Back-off between attempts to create a service that failed (bus down, name taken): doubles
+# from the first to the last value, back to the first once a service stands.
+RETRY_FIRST, RETRY_MAX = 1.0, 30.0
 _MISSING: Any = object()
+# D-Bus errors that mean "not reachable right now" rather than "refused".
+_TRANSIENT = frozenset(
+    "org.freedesktop.DBus.Error." + name
+    for name in ("Disconnected", "NoReply", "ServiceUnknown", "NameHasNoOwner", "Timeout",
+                 "TimedOut", "NoServer", "NoNetwork")
+)
 
 
 class Phase(enum.Enum):
@@ -56,21 +80,29 @@ class Entry:
     first_t: float | None = None
     phase: Phase = Phase.WAITING
     retry_at: float = 0.0
-    face: Face | None = None
+    backoff: float = RETRY_FIRST
+    failures: int = 0  # failed creations in a row (for the log)
+    face: Face | None = None  # kept when the service is lost: re-creation reuses it
     service: BusItemService | None = None
+    name: str = ""  # the D-Bus service name, kept across re-creations
     sent: dict[str, Value] = attrs.field(factory=dict)
-    unique_id: str = ""
+    unique_id: str = ""  # settings group of the instance and custom name
+    state_key: str = ""  # settings group of the control state (the identity at restore)
+    state_text: str = ""  # the control state last read or queued (no duplicate writes)
+    json_due: float = 0.0  # /JsonData is rebuilt at most once per interval ...
+    json_dirty: bool = False  # ... and only when something changed
+    recreations: int = 0  # services re-created after their connection dropped
 
 
 def bus_address(options: VenusOptions) -> Any:
     """The configured bus: an address, or the session bus when DBUS_SESSION_BUS_ADDRESS is set
-    (development), else the system bus (Venus OS)."""
+    (development), else the system bus (Venus OS). The session address is read from the
+    environment each time rather than left to libdbus, which reads it once per process."""
     if options.bus_address:
         return options.bus_address
-    if options.bus == "session" or (
-        options.bus == "auto" and os.environ.get("DBUS_SESSION_BUS_ADDRESS")
-    ):
-        return dbus.bus.BusConnection.TYPE_SESSION
+    session = os.environ.get("DBUS_SESSION_BUS_ADDRESS")
+    if options.bus == "session" or (options.bus == "auto" and session):
+        return session or dbus.bus.BusConnection.TYPE_SESSION
     return dbus.bus.BusConnection.TYPE_SYSTEM
 
 
@@ -81,6 +113,12 @@ def connect(options: VenusOptions) -> dbus.bus.BusConnection:
     conn = dbus.bus.BusConnection(bus_address(options))
     conn.set_exit_on_disconnect(False)
     return conn
+
+
+def _transient(exc: BaseException) -> bool:
+    if not isinstance(exc, dbus.exceptions.DBusException):
+        return False
+    return exc.get_dbus_name() in _TRANSIENT
 
 
 def service_element(battery: BatteryHandle) -> str:
@@ -103,8 +141,14 @@ class VenusSink(Sink):
         self.loop: asyncio.AbstractEventLoop | None = None
         self._settings: LocalSettings | FileSettings | None = None
         self._settings_conn: dbus.bus.BusConnection | None = None
+        self._settings_match: Any = None
+        self._settings_kind = ""  # "", "local" or "file": decided once, never downgraded
         self._names: set[str] = set()
         self._pending: set[Future[bool]] = set()
+        self._state_too_big: set[str] = set()
+        o = self.options
+        self.settings_queue = WriteQueue(o.settings_write_delay, self._write_settings, "settings")
+        self.state_queue = WriteQueue(o.state_write_interval, self._write_settings, "control state")
 
     # -- Sink ----------------------------------------------------------------------------------
 
@@ -115,11 +159,14 @@ class VenusSink(Sink):
     def add_battery(self, battery: BatteryHandle) -> None:
         self.entries.setdefault(id(battery), Entry(battery))
 
-    def publish(self, battery: BatteryHandle, update: BatteryUpdate) -> None:
+    def _entry(self, battery: BatteryHandle) -> Entry:
         entry = self.entries.get(id(battery))
         if entry is None:
-            self.add_battery(battery)
-            entry = self.entries[id(battery)]
+            entry = self.entries[id(battery)] = Entry(battery)
+        return entry
+
+    def publish(self, battery: BatteryHandle, update: BatteryUpdate) -> None:
+        entry = self._entry(battery)
         if entry.phase is Phase.READY:
             self._publish_changes(entry, update)
         elif entry.phase is Phase.WAITING:
@@ -127,7 +174,9 @@ class VenusSink(Sink):
                 entry.first_t = update.t
             waited = update.t - entry.first_t
             if update.t < entry.retry_at:
-                return
+                if entry.retry_at - update.t <= RETRY_MAX:
+                    return
+                entry.retry_at = 0.0  # the wall clock stepped back: do not wait for it to catch up
             if update.sample is None and waited < self.options.register_without_sample_after:
                 return  # the serial number (the identity) comes with the first sample
             if self.loop is None:
@@ -142,6 +191,40 @@ class VenusSink(Sink):
             return
         await glib_loop.run(self._close_all)
 
+    # -- persisted control state (bmshost.sink.Sink contract) ----------------------------------
+
+    async def restore_state(self, battery: BatteryHandle) -> str | None:
+        """The control-state document stored under the battery's identity in localsettings."""
+        if not self.options.persist_state:
+            return None
+        entry = self._entry(battery)
+        entry.state_key = battery.identity.unique_id
+        glib_loop.ensure_running()
+        text = await glib_loop.run(self._read_state, entry.state_key)
+        entry.state_text = text or ""
+        return text
+
+    def state_saved(self, battery: BatteryHandle, text: str) -> None:
+        """Queue the document for ``ControlState``; written at most every state_write_interval."""
+        if not self.options.persist_state:
+            return
+        entry = self._entry(battery)
+        key = entry.state_key or battery.identity.unique_id
+        if len(text) > MAX_STATE_CHARS:
+            if key not in self._state_too_big:
+                self._state_too_big.add(key)
+                log.warning(
+                    "%s: control state of %d characters is too large for localsettings (limit %d);"
+                    " it is kept in the state file only",
+                    battery.name, len(text), MAX_STATE_CHARS,
+                )
+            return
+        if text == entry.state_text:
+            return
+        entry.state_text = text
+        glib_loop.ensure_running()
+        glib_loop.call(self.state_queue.queue, key, CONTROL_STATE, text)
+
     # -- cycle ---------------------------------------------------------------------------------
 
     def _publish_changes(self, entry: Entry, update: BatteryUpdate) -> None:
@@ -149,60 +232,143 @@ class VenusSink(Sink):
         assert face is not None and entry.service is not None
         face.capabilities = entry.battery.capabilities
         values = render(update, face)
+        options = self.options
+        if options.charge_mode_debug:
+            values.update(debug.texts(update, entry.battery))
         sent = entry.sent
-        changes = {p: v for p, v in values.items() if not same(sent.get(p, _MISSING), v)}
+        # Equal value *and* type (encoding.same, inlined: this runs for every path every cycle).
+        changes = {
+            p: v
+            for p, v in values.items()
+            if (old := sent.get(p, _MISSING)) != v or type(old) is not type(v)
+        }
         if changes:
             sent.update(changes)
+            entry.json_dirty = options.publish_json_data
+        if entry.json_dirty:
+            self._json_data(entry, update.t, changes)
+        if changes:
             glib_loop.call(entry.service.update, changes)
+
+    def _json_data(self, entry: Entry, t: float, changes: dict[str, Value]) -> None:
+        interval = self.options.json_data_interval
+        # (a wall clock stepped back must not freeze the document until it catches up again)
+        if entry.json_due - interval <= t < entry.json_due:
+            return
+        entry.json_dirty = False
+        entry.json_due = t + interval
+        text = jsondata.snapshot(entry.sent)
+        if entry.sent.get(jsondata.PATH) != text:
+            entry.sent[jsondata.PATH] = changes[jsondata.PATH] = text
 
     # -- GLib thread: creating and closing services --------------------------------------------
 
     def _settings_store(self) -> LocalSettings | FileSettings:
+        """The settings store, (re)connected on demand. Raises ``SettingsUnavailable`` when
+        localsettings was in use and cannot be reached now (bus or service restarting)."""
         if self._settings is not None:
             return self._settings
-        delay = self.options.settings_write_delay
-        if self.options.use_localsettings:
-            conn = connect(self.options)
-            if LocalSettings.present(conn):
+        if self.options.use_localsettings and self._settings_kind in ("", "local"):
+            try:
+                conn = connect(self.options)
+            except dbus.exceptions.DBusException as exc:
+                raise SettingsUnavailable(f"no bus: {exc.get_dbus_message()}") from None
+            try:
+                present = LocalSettings.present(conn)
+            except dbus.exceptions.DBusException:
+                present = False
+            if present:
+                self._settings_kind = "local"
                 self._settings_conn = conn
-                self._settings = LocalSettings(conn, delay)
+                self._settings = LocalSettings(conn)
+                token = id(conn)  # not the connection itself: no conn → callback → conn cycle
+                self._settings_match = watch_disconnect(conn, lambda: self._settings_lost(token))
                 return self._settings
             conn.close()
+            if self._settings_kind == "local":
+                raise SettingsUnavailable("com.victronenergy.settings is not on the bus")
             log.warning(
                 "no com.victronenergy.settings on the bus: keeping device instances in a file"
             )
+        self._settings_kind = "file"
         path = Path(self.state_dir) / "venus-devices.json" if self.state_dir else None
-        self._settings = FileSettings(path, delay)
+        self._settings = FileSettings(path)
         return self._settings
+
+    def _drop_settings(self) -> None:
+        conn, self._settings_conn = self._settings_conn, None
+        unwatch(self._settings_match)
+        self._settings_match = None
+        if self._settings_kind == "local":
+            self._settings = None  # reconnected on the next use
+        if conn is not None:
+            conn.close()
+
+    def _settings_lost(self, token: int) -> None:
+        if self._settings_conn is not None and id(self._settings_conn) == token:
+            log.warning("lost the bus connection to com.victronenergy.settings; writes are kept")
+            self._drop_settings()
+
+    def _write_settings(self, batch: Batch) -> bool:
+        """WriteQueue's writer (GLib thread): False keeps the batch for a later try."""
+        try:
+            return self._settings_store().write(batch)
+        except SettingsUnavailable as exc:
+            log.info("settings not reachable (%s); %d writes kept for later", exc, len(batch))
+            return False
+        except dbus.exceptions.DBusException as exc:
+            if not _transient(exc):
+                raise
+            log.info("settings not reachable (%s); writes kept for later", exc.get_dbus_name())
+            self._drop_settings()
+            return False
+
+    def _read_state(self, unique_id: str) -> str | None:
+        try:
+            return self._settings_store().read_state(unique_id)
+        except SettingsUnavailable as exc:
+            log.warning("cannot read the saved control state (%s)", exc)
+        except dbus.exceptions.DBusException as exc:
+            log.warning("cannot read the saved control state: %s", exc.get_dbus_message())
+            if _transient(exc):
+                self._drop_settings()
+        return None
 
     def _create(self, entry: Entry, update: BatteryUpdate) -> None:
         battery = entry.battery
+        again = entry.face is not None
         try:
             service, face, values = self._build(entry, update)
         except Exception as exc:
-            log.error(
-                "cannot publish %s on D-Bus (retrying in %.0f s): %s",
+            # The first failure of a streak is worth a line; the back-off retries are not.
+            level = logging.DEBUG if entry.failures else logging.WARNING if again else logging.ERROR
+            log.log(
+                level,
+                "cannot %s %s on D-Bus (retrying in %.0f s): %s",
+                "re-create" if again else "publish",
                 battery.name,
-                RETRY_AFTER,
+                entry.backoff,
                 exc,
             )
-            self._to_loop(self._created, entry, None, None, {}, update.t + RETRY_AFTER)
+            self._to_loop(self._created, entry, None, None, {}, update.t + entry.backoff)
             return
         log.info(
-            "%s published as %s (device instance %d)",
+            "%s %s as %s (device instance %d)",
             battery.name,
+            "published again" if again else "published",
             service.name,
             face.device_instance,
         )
         self._to_loop(self._created, entry, service, face, values, 0.0)
 
-    def _build(
-        self, entry: Entry, update: BatteryUpdate
-    ) -> tuple[BusItemService, Face, dict[str, Value]]:
+    def _new_face(self, entry: Entry, update: BatteryUpdate) -> tuple[Face, str]:
+        """Identity, instance and name of a battery's first service."""
         battery = entry.battery
         ident = battery.identity
         unique_id = ident.unique_id
         stored = self._settings_store().allocate(unique_id, self.options.device_instance_base)
+        if stored.refresh_last_seen:
+            self.settings_queue.queue(unique_id, LAST_SEEN, dbus.Int32(int(update.t)))
         face = Face(
             driver=ident.driver,
             unique_id=unique_id,
@@ -216,13 +382,27 @@ class VenusSink(Sink):
             soc_reset_paths=self._soc_reset_paths(battery, update),
             cell_format=self.options.cell_data_format,
         )
-        values = render(update, face)
         element = service_element(battery)
         name = f"{self.options.service_prefix}.{element}"
         n = 2
         while name in self._names:  # two batteries on one port without addresses
             name = f"{self.options.service_prefix}.{element}_{n}"
             n += 1
+        entry.unique_id = unique_id
+        return face, name
+
+    def _build(
+        self, entry: Entry, update: BatteryUpdate
+    ) -> tuple[BusItemService, Face, dict[str, Value]]:
+        # Re-creating (the bus connection dropped): the same face, hence the same name, device
+        # instance, paths that appeared since, custom name and switches. Safe to read here: the
+        # asyncio side leaves an entry alone until it is READY again.
+        if entry.face is not None:
+            face, name = entry.face, entry.name
+        else:
+            face, name = self._new_face(entry, update)
+        values = render(update, face)
+        values[jsondata.PATH] = entry.sent.get(jsondata.PATH)  # invalid until enabled and built
         conn = connect(self.options)  # private: one per service (object paths are per connection)
         service = BusItemService(
             conn, name, lambda path, value, reply: self._on_write(entry, path, value, reply)
@@ -230,11 +410,13 @@ class VenusSink(Sink):
         try:
             service.add(values)
             service.register()
+            ref = weakref.ref(service)  # the connection must not keep its service alive
+            service.on_disconnect(lambda: self._service_lost(entry, ref()))
         except Exception:
             service.close()
             raise
         self._names.add(name)
-        entry.unique_id = unique_id
+        entry.name = name
         return service, face, dict(values)
 
     def _created(
@@ -247,9 +429,32 @@ class VenusSink(Sink):
     ) -> None:
         if service is None:
             entry.phase, entry.retry_at = Phase.WAITING, retry_at
+            entry.failures += 1
+            entry.backoff = min(entry.backoff * 2, RETRY_MAX)
             return
         entry.service, entry.face, entry.sent = service, face, values
+        entry.failures, entry.backoff = 0, RETRY_FIRST
+        entry.json_dirty, entry.json_due = self.options.publish_json_data, 0.0
         entry.phase = Phase.READY
+
+    def _service_lost(self, entry: Entry, service: BusItemService | None) -> None:
+        """GLib thread: the service's connection dropped (the bus daemon went away)."""
+        if service is None or not service.alive:
+            return  # closed by us
+        log.warning(
+            "%s: the D-Bus connection of %s dropped; re-creating the service",
+            entry.battery.name,
+            service.name,
+        )
+        service.close()
+        self._to_loop(self._lost, entry, service)
+
+    def _lost(self, entry: Entry, service: BusItemService) -> None:
+        if entry.service is not service:
+            return
+        entry.service = None
+        entry.phase, entry.retry_at = Phase.WAITING, 0.0
+        entry.recreations += 1
 
     def _close_all(self) -> None:
         for entry in self.entries.values():
@@ -258,12 +463,13 @@ class VenusSink(Sink):
                 self._names.discard(entry.service.name)
                 entry.service = None
             entry.phase = Phase.WAITING
-        if self._settings is not None:
-            self._settings.close()
-            self._settings = None
-        if self._settings_conn is not None:
-            self._settings_conn.close()
-            self._settings_conn = None
+        for queue in (self.settings_queue, self.state_queue):
+            if not queue.flush():
+                queue.cancel()
+                log.warning("settings not reachable at stop: %s not written", queue.name)
+        self._drop_settings()
+        self._settings = None
+        self._settings_kind = ""
 
     def _to_loop(self, fn: Callable[..., Any], *args: Any) -> None:
         assert self.loop is not None
@@ -338,8 +544,8 @@ class VenusSink(Sink):
         assert entry.face is not None and entry.service is not None
         apply_to_face(path, write, entry.face)
         entry.service.set_one(path, write.value)
-        if path == P.CUSTOM_NAME and self._settings is not None:
-            self._settings.set_custom_name(entry.unique_id, str(write.value))
+        if path == P.CUSTOM_NAME:
+            self.settings_queue.queue(entry.unique_id, CUSTOM_NAME, str(write.value))
         log.info("%s: SetValue %s = %r accepted", entry.battery.name, path, write.value)
 
     async def _perform(self, entry: Entry, path: str, write: Write) -> bool:

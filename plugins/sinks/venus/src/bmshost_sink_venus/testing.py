@@ -33,7 +33,9 @@ class Client:
 
     def __init__(self, address: str) -> None:
         glib_loop.ensure_running()
-        self.conn = dbus.bus.BusConnection(address)
+        # Created and closed on the GLib thread, which serves its main-loop watches; blocking
+        # calls from other threads are fine (libdbus is thread-safe).
+        self.conn = glib_loop.run_sync(dbus.bus.BusConnection, address)
         self.conn.set_exit_on_disconnect(False)  # closing it must not _exit the test process
         self.signals: queue.Queue[tuple[str, str, str, dict[str, Any]]] = queue.Queue()
         self.conn.add_signal_receiver(
@@ -88,7 +90,7 @@ class Client:
                 return out
 
     def close(self) -> None:
-        self.conn.close()
+        glib_loop.run_sync(self.conn.close)
 
 
 @attrs.define(eq=False)
