@@ -58,6 +58,22 @@ def test_cell_formats() -> None:
     assert not any(p.startswith(("/Voltages/", "/Cell/")) for p in none)
 
 
+def test_extremes_only_bms_publishes_its_extremes_and_no_cells() -> None:
+    s = sample16(cell_voltages=None, cell_balancing=None, cell_voltage_min=3.301,
+                 cell_voltage_max=3.335, cell_voltage_min_id=3, cell_voltage_max_id=12,
+                 series_cells=16)
+    out = render(update(sample=s), _face(cell_format=3))
+    assert (out["/System/MinCellVoltage"], out["/System/MaxCellVoltage"]) == (3.301, 3.335)
+    assert (out["/System/MinVoltageCellId"], out["/System/MaxVoltageCellId"]) == ("C3", "C12")
+    assert out["/System/NrOfCellsPerBattery"] == 16
+    assert out["/Voltages/Diff"] == out["/Cell/Diff"] == 0.034
+    assert out["/Voltages/Sum"] is None and "/Voltages/Cell1" not in out
+    unnumbered = sample16(cell_voltages=None, cell_balancing=None, cell_voltage_min=3.3,
+                          cell_voltage_max=3.31)
+    out = render(update(sample=unnumbered), _face())
+    assert out["/System/MinVoltageCellId"] is None and out["/System/NrOfCellsPerBattery"] is None
+
+
 def test_insecure_and_time_to_soc_are_numbers() -> None:
     u = update(sample=sample16())
     assert u.derived is not None

@@ -176,7 +176,12 @@ def _cells(out: dict[str, Value], s: Sample, face: Face) -> None:
             out[balance_path] = int(balancing[i]) if i < balancers else None
     fmt = face.cell_format
     total = _r(sum(cells), 2) if cells else None
-    diff = _r(max(cells) - min(cells), 3) if cells else None
+    if cells:
+        diff = _r(max(cells) - min(cells), 3)
+    elif s.cell_voltage_min is not None and s.cell_voltage_max is not None:
+        diff = _r(s.cell_voltage_max - s.cell_voltage_min, 3)  # a BMS that sends only extremes
+    else:
+        diff = None
     if fmt in (1, 3):
         out["/Voltages/Sum"], out["/Voltages/Diff"] = total, diff
     if fmt in (2, 3):
@@ -188,7 +193,7 @@ def _system(
     out: dict[str, Value], s: Sample, d: Derived, face: Face, update: BatteryUpdate
 ) -> None:
     cells = s.cell_voltages or []
-    out["/System/NrOfCellsPerBattery"] = len(cells) if cells else None
+    out["/System/NrOfCellsPerBattery"] = len(cells) if cells else s.series_cells
     out["/System/NrOfModulesOnline"] = 0 if update.stale else 1
     out["/System/NrOfModulesOffline"] = 1 if update.stale else 0
     if cells:
@@ -197,8 +202,12 @@ def _system(
         out["/System/MinVoltageCellId"] = f"C{cells.index(lo) + 1}"
         out["/System/MaxVoltageCellId"] = f"C{cells.index(hi) + 1}"
     else:
-        for key in ("MinCellVoltage", "MaxCellVoltage", "MinVoltageCellId", "MaxVoltageCellId"):
-            out["/System/" + key] = None
+        # a BMS that reports only its extremes (JBD CAN, JK CAN v1): those, never invented cells
+        low_id, high_id = s.cell_voltage_min_id, s.cell_voltage_max_id
+        out["/System/MinCellVoltage"] = _r(s.cell_voltage_min, 3)
+        out["/System/MaxCellVoltage"] = _r(s.cell_voltage_max, 3)
+        out["/System/MinVoltageCellId"] = f"C{low_id}" if low_id else None
+        out["/System/MaxVoltageCellId"] = f"C{high_id}" if high_id else None
     temps = (s.temperatures or [])[: P.MAX_TEMPERATURE_SENSORS]
     face.temperature_sensors = max(face.temperature_sensors, len(temps))
     for n in range(1, face.temperature_sensors + 1):
