@@ -4,11 +4,19 @@ Pure and clock-free: everything comes from the update and the battery's ``Face``
 instance, the user's switches). Paths the data cannot fill are ``None`` (published invalid),
 never a made-up value. Rounding here is deliberate: it is what the GUIs show, and it keeps
 measurement noise below the display resolution from turning into D-Bus traffic.
+
+``render`` gives every path; the sink's cycle uses ``render_changed``, which leaves out the
+groups of paths (identity, limits/alarms/state, history) whose inputs are equal to those they
+were last rendered from: their values were handed over then and cannot have changed since.
+The inputs are compared by value *and* type wherever a value is published as it comes (an
+alarm level of ``True`` goes out as a boolean, ``1`` as an integer), and mutable inputs are
+copied when remembered, so a dict or object changed in place is still noticed.
 """
 
 from __future__ import annotations
 
 import math
+import operator
 import os
 import sys
 from typing import Any
@@ -17,7 +25,7 @@ import attrs
 
 from bmshost import __version__
 from bmshost.capabilities import Capability
-from bmshost.model import Derived, Limits, Sample
+from bmshost.model import Derived, History, Limits, Sample
 from bmshost.sink import BatteryUpdate
 
 from . import paths as P
@@ -93,6 +101,89 @@ def render(update: BatteryUpdate, face: Face) -> dict[str, Value]:
     _alarms(out, s, d, update)
     _state(out, update)
     _history(out, s, d)
+    _time(out, d, face)
+    _settings(out, face)
+    return out
+
+
+_NEVER: Any = object()
+
+
+@attrs.define
+class RenderCache:
+    """What each slow-changing group was last rendered from (``render_changed``). One per set of
+    values handed over: a fresh cache whenever the service starts again from a full render."""
+
+    identity: Any = _NEVER
+    control: Any = _NEVER
+    history: Any = _NEVER
+
+
+# Everything the groups read, field by field (a whole object where the group reads most of it).
+_FACE_IDENTITY = operator.attrgetter(
+    "connection", "insecure", "device_instance", "product_name", "driver", "unique_id", "custom_name"
+)
+_SAMPLE_IDENTITY = operator.attrgetter("firmware_version", "hardware_version", "model", "serial_number")
+_SAMPLE_CONTROL = operator.attrgetter(
+    "bms_discharge_voltage_limit", "charge_fet", "discharge_fet", "balance_fet"
+)
+_LIMITS_ALL = operator.attrgetter(*(f.name for f in attrs.fields(Limits)))
+_HISTORY_ALL = operator.attrgetter(*(f.name for f in attrs.fields(History)))
+
+
+def _types(values: Any) -> tuple[type, ...]:
+    return tuple(map(type, values))
+
+
+def _copied(alarms: dict[str, int] | None) -> dict[str, int] | None:
+    return None if alarms is None else dict(alarms)
+
+
+def render_changed(update: BatteryUpdate, face: Face, cache: RenderCache) -> dict[str, Value]:
+    """The paths of ``render`` that may differ from the previous call with ``cache``: the same
+    values in the same order, less the groups whose inputs are unchanged (equal value and type)."""
+    s = update.sample or Sample()
+    d = update.derived or Derived()
+    lim = update.limits or Limits()
+    out: dict[str, Value] = {}
+    stale = update.stale
+    # identity: published as they come (strings), so their types are part of the key
+    ident = _SAMPLE_IDENTITY(s)
+    key: Any = (stale, update.connection_info, _FACE_IDENTITY(face), ident, _types(ident))
+    if key != cache.identity:
+        cache.identity = key
+        _identity(out, s, face, update)
+    _measurements(out, s, d, update)
+    _cells(out, s, face)
+    _system(out, s, d, face, update)
+    # limits, alarms and the state derived from both (alarm levels go out as they come)
+    bms, driver = s.alarms, d.alarms
+    key = (
+        stale,
+        update.sample is None,
+        _LIMITS_ALL(lim),
+        _SAMPLE_CONTROL(s),
+        len(s.cell_voltages or ()),
+        face.last_ccl,
+        face.last_dcl,
+        bms,
+        driver,
+        None if bms is None else _types(bms.values()),
+        None if driver is None else _types(driver.values()),
+    )
+    control = key != cache.control
+    if control:
+        cache.control = (*key[:7], _copied(bms), _copied(driver), *key[9:])  # not the live dicts
+        _limits(out, s, lim, face, update)
+    _heating(out, s)  # always: cheap, and read from the driver's free-form extras
+    if control:
+        _alarms(out, s, d, update)
+        _state(out, update)
+    h = d.history
+    key = (None if h is None else _HISTORY_ALL(h), s.cycles)  # (published as int or rounded float)
+    if key != cache.history:
+        cache.history = key
+        _history(out, s, d)
     _time(out, d, face)
     _settings(out, face)
     return out

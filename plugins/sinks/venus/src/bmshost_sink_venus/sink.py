@@ -1,9 +1,10 @@
 """The Venus OS sink: one ``com.victronenergy.battery.<id>`` service per battery.
 
-Threads: ``publish`` runs on the asyncio loop, renders the battery's paths and diffs them
-against what was last handed over; only when something changed does it pass the changes to the
-GLib thread, which stores them and sends one ItemsChanged. A steady battery therefore costs one
-render and one dict comparison per cycle and no D-Bus message at all. SetValue arrives on the
+Threads: ``publish`` runs on the asyncio loop, renders the battery's paths (groups whose inputs
+did not change are skipped, ``render.render_changed``) and diffs them against what was last
+handed over; only when something changed does it pass the changes to the GLib thread, which
+stores them and sends one ItemsChanged. A steady battery therefore costs one partial render and
+one dict comparison per cycle and no D-Bus message at all. SetValue arrives on the
 GLib thread, is validated there, and a write the battery must perform crosses to asyncio
 (``run_coroutine_threadsafe``) with the D-Bus reply sent when the battery has answered.
 
@@ -38,7 +39,7 @@ from . import paths as P
 from .busitem import BusItemService, unwatch, watch_disconnect
 from .encoding import Value
 from .options import VenusOptions
-from .render import Face, render
+from .render import Face, RenderCache, render, render_changed
 from .settings import (
     CONTROL_STATE,
     CUSTOM_NAME,
@@ -86,6 +87,8 @@ class Entry:
     service: BusItemService | None = None
     name: str = ""  # the D-Bus service name, kept across re-creations
     sent: dict[str, Value] = attrs.field(factory=dict)
+    # the inputs ``sent`` was last rendered from, per group (reset whenever ``sent`` is)
+    render_cache: RenderCache = attrs.field(factory=RenderCache)
     unique_id: str = ""  # settings group of the instance and custom name
     state_key: str = ""  # settings group of the control state (the identity at restore)
     state_text: str = ""  # the control state last read or queued (no duplicate writes)
@@ -231,7 +234,7 @@ class VenusSink(Sink):
         face = entry.face
         assert face is not None and entry.service is not None
         face.capabilities = entry.battery.capabilities
-        values = render(update, face)
+        values = render_changed(update, face, entry.render_cache)
         options = self.options
         if options.charge_mode_debug:
             values.update(debug.texts(update, entry.battery))
@@ -433,6 +436,7 @@ class VenusSink(Sink):
             entry.backoff = min(entry.backoff * 2, RETRY_MAX)
             return
         entry.service, entry.face, entry.sent = service, face, values
+        entry.render_cache = RenderCache()  # the next cycle compares every group with ``values``
         entry.failures, entry.backoff = 0, RETRY_FIRST
         entry.json_dirty, entry.json_due = self.options.publish_json_data, 0.0
         entry.phase = Phase.READY
