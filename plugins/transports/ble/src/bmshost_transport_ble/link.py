@@ -27,6 +27,7 @@ from typing import Any
 from bmshost.errors import BmshostError, LinkError, LinkTimeout
 from bmshost.link import Framer, StreamLink
 from bmshost.url import LinkUrl
+from bmshost.wake import Waker
 from bmshost_transport_ble.backend import BleakBackend, BleBackend, BleClient
 from bmshost_transport_ble.errors import explain
 from bmshost_transport_ble.manager import DEFAULT_POOL, ConnectionManager
@@ -54,16 +55,12 @@ class BleStreamLink(StreamLink):
         self._client: BleClient | None = None
         self._connected = False
         self._open = False
-        # A reader waiting in read_frame: its future, its framer, and the frame the notification
-        # callback found for it (or the exception the framer raised there).
-        self._waiter: asyncio.Future[None] | None = None
+        # A reader waiting in read_frame (woken by the notification callback or its deadline),
+        # its framer, and the frame the callback found for it (or the framer's exception there).
+        self._waker = Waker()
         self._framer: Framer | None = None
         self._found: bytes | None = None
         self._framer_error: Exception | None = None
-        # One timer per link follows the waiting reader's deadline (re-armed lazily when it
-        # fires early) instead of one timer made and cancelled per request.
-        self._deadline = 0.0
-        self._timer: asyncio.TimerHandle | None = None
         self._notify_uuid = params.notify_uuids[0]
         self._write_uuid = params.write_uuids[0]
         self._chunk = max(20, params.mtu - 3)
@@ -120,9 +117,7 @@ class BleStreamLink(StreamLink):
     async def close(self) -> None:
         self._open = False
         self._cancel_idle()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._waker.close()
         await self._disconnect()
 
     async def _ensure_connected(self) -> None:
@@ -205,31 +200,30 @@ class BleStreamLink(StreamLink):
         self._connected = False
         self._client = None
         self.manager.release(self.params.address)
-        if self._waiter is not None:
-            _wake(self._waiter)  # a reader fails now instead of at its timeout
+        self._waker.wake()  # a reader fails now instead of at its timeout
 
     def _notified(self, _sender: Any, data: bytearray) -> None:
         """bleak's notification callback: buffer, and wake the reader only for a whole frame."""
         rx = self._rx
         rx += data
-        waiter = self._waiter
-        if waiter is None or waiter.done():
+        waker = self._waker
+        if not waker.waiting:
             return
         framer = self._framer
         if framer is None:  # a plain _read: any bytes will do
-            waiter.set_result(None)
+            waker.wake()
             return
         try:
             frame, used = framer(bytes(rx))
         except Exception as exc:  # a driver bug must reach the reader, not the loop's log
             self._framer_error = exc
-            waiter.set_result(None)
+            waker.wake()
             return
         if used:
             del rx[:used]
         if frame is not None:
             self._found = frame
-            waiter.set_result(None)
+            waker.wake()
 
     # -- rotate mode: give the slot back when idle ---------------------------------------------
 
@@ -293,37 +287,15 @@ class BleStreamLink(StreamLink):
 
     async def _wait(self, framer: Framer | None, timeout: float) -> None:
         """Sleep until the notification callback wakes us (a frame for ``framer``, any bytes
-        without one), the connection is lost, or ``timeout`` passes. A bare future and the
-        link's deadline timer: much cheaper than asyncio.wait_for."""
+        without one), the connection is lost, or ``timeout`` passes (``bmshost.wake``: much
+        cheaper than asyncio.wait_for)."""
         if not self._connected:
             raise LinkError(f"{self.description}: not connected")
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
-        self._waiter = waiter
         self._framer = framer
-        deadline = self._deadline = loop.time() + timeout
-        timer = self._timer
-        if timer is None or timer.when() > deadline:
-            if timer is not None:
-                timer.cancel()
-            self._timer = loop.call_at(deadline, self._expire)
         try:
-            await waiter
+            await self._waker.wait(timeout)
         finally:
-            self._waiter = None
             self._framer = None
-
-    def _expire(self) -> None:
-        """The deadline timer: wake a reader whose time is up, or follow a later deadline."""
-        self._timer = None
-        waiter = self._waiter
-        if waiter is None or waiter.done():
-            return  # nobody waits: the next wait arms a new timer
-        loop = waiter.get_loop()
-        if loop.time() >= self._deadline - 1e-6:
-            waiter.set_result(None)
-        else:
-            self._timer = loop.call_at(self._deadline, self._expire)
 
     async def read_frame(self, framer: Framer, timeout: float) -> bytes:
         try:
@@ -357,11 +329,6 @@ class BleStreamLink(StreamLink):
             self._schedule_idle()
         self._last_frame = self.manager.clock()
         return frame
-
-
-def _wake(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 def open_ble_link(

@@ -22,6 +22,7 @@ from typing import Any
 from bmshost.errors import LinkError
 from bmshost.link import CanFrame, CanLink
 from bmshost.url import LinkUrl
+from bmshost.wake import Waker
 from bmshost_transport_can.cache import FrameCache
 from bmshost_transport_can.hub import DEFAULT_HUB, BusHub, SharedBus
 from bmshost_transport_can.params import AUTO_BITRATES, CanParams, parse_params
@@ -51,11 +52,7 @@ class PythonCanLink(CanLink):
         self._token = next(_tokens)
         self._shared: SharedBus | None = None
         self._queue: deque[CanFrame] = deque(maxlen=MAX_QUEUE)
-        self._waiter: asyncio.Future[None] | None = None
-        # One timer per link follows the waiting reader's deadline (re-armed lazily when it
-        # fires early) instead of one timer made and cancelled per wait.
-        self._deadline = 0.0
-        self._timer: asyncio.TimerHandle | None = None
+        self._waker = Waker()  # a reader in recv, woken by a delivery or its deadline
         self._periodic: list[asyncio.Task[None]] = []
         self.bitrate: int | None = params.bitrate
         self.frames_received = 0
@@ -141,12 +138,7 @@ class PythonCanLink(CanLink):
             with contextlib.suppress(Exception):
                 await self.hub.detach(self.params.bus_key, self._token)
         self._queue.clear()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)  # a reader fails now ("not open") instead of at its timeout
+        self._waker.close()  # a reader fails now ("not open") instead of at its timeout
 
     # -- frames --------------------------------------------------------------------------------
 
@@ -156,9 +148,7 @@ class PythonCanLink(CanLink):
             self.frames_received += len(frames)
             self.cache.put_many(frames)
             self._queue.extend(frames)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._waker.wake()
 
     def _require(self) -> SharedBus:
         shared = self._shared
@@ -180,20 +170,7 @@ class PythonCanLink(CanLink):
             self._require()
             if timeout <= 0:
                 return None
-            # A bare future and the link's deadline timer: cheaper than asyncio.wait_for.
-            loop = asyncio.get_running_loop()
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._waiter = waiter
-            deadline = self._deadline = loop.time() + timeout
-            timer = self._timer
-            if timer is None or timer.when() > deadline:
-                if timer is not None:
-                    timer.cancel()
-                self._timer = loop.call_at(deadline, self._expire)
-            try:
-                await waiter
-            finally:
-                self._waiter = None
+            await self._waker.wait(timeout)  # cheaper than asyncio.wait_for (bmshost.wake)
             if not queue:
                 self._require()  # woken because the bus failed: say so
                 return None
@@ -201,18 +178,6 @@ class PythonCanLink(CanLink):
         if self.recorder is not None:
             self._capture(None, [frame])
         return frame
-
-    def _expire(self) -> None:
-        """The deadline timer: wake a reader whose time is up, or follow a later deadline."""
-        self._timer = None
-        waiter = self._waiter
-        if waiter is None or waiter.done():
-            return  # nobody waits: the next wait arms a new timer
-        loop = waiter.get_loop()
-        if loop.time() >= self._deadline - 1e-6:
-            waiter.set_result(None)
-        else:
-            self._timer = loop.call_at(self._deadline, self._expire)
 
     def drain(self) -> list[CanFrame]:
         """Every frame queued now, oldest first, without waiting (``[]`` when none): what a
