@@ -35,9 +35,8 @@ Keys
   apart, the reader thread's (python-can's queue plumbing, standing in for the kernel).
 * ``jbd_can_16s_sim_link_host_us``: the CAN session over core's in-process ``SimCanLink``
   (no python-can at all), recorded broadcast rounds.
-* ``jbd_serial_16s_pty_host_us``: context, not the baseline: the production serial transport
-  (pyserial, the loop's reader) on a real pseudo-terminal, the far end answering from the
-  recorded table in another process.
+* The production serial transport on a real pseudo-terminal (and a TCP gateway), far end
+  answering from the recorded table in another process, is measured by ``bench_serial.py``.
 * ``*_with_simulator_us``: the earlier measure, kept for comparison: process CPU with the live
   simulator computing every reply (and, for CAN, the simulator's sends and python-can's reader
   thread) included.
@@ -266,69 +265,6 @@ async def ble_read(variants: dict[str, Any], recorded: bool = True) -> float:
     return result
 
 
-# The far end of the pty variant: its own process (no GIL shared with the host), answering from
-# the recorded table; the round moves on after the poll's last request.
-_PTY_FAR_END = """
-import os, pickle, sys
-requests, table = pickle.load(open(sys.argv[1], "rb"))
-fd, buf, index = int(sys.argv[2]), b"", 0
-while True:
-    try:
-        data = os.read(fd, 4096)
-    except OSError:
-        break
-    if not data:
-        break
-    buf += data
-    reply = table[index].get(buf)
-    if reply is not None:
-        os.write(fd, reply)
-        if buf == requests[-1]:
-            index = (index + 1) % len(table)
-        buf = b""
-    elif not any(r.startswith(buf) for r in requests):
-        buf = b""
-"""
-
-
-async def serial_pty_read(variants: dict[str, Any]) -> float:
-    """The production serial transport (pyserial, the loop's reader) on a real pseudo-terminal;
-    the far end answers from the recorded table in another process. Context for the
-    comparison, not its baseline: this adds the serial link's own cost and real I/O."""
-    import os
-    import pickle
-    import subprocess
-    import tempfile
-    import tty
-
-    from bmshost.url import parse_link_url
-    from bmshost_jbd.session import JbdSession
-    from bmshost_jbd.simulator import JbdSimulator
-    from bmshost_transport_serial.links import SerialLink
-
-    far = RecordedFarEnd(JbdSimulator(cells=16), _jbd_requests())
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    with tempfile.TemporaryDirectory() as tmp:
-        table = os.path.join(tmp, "table.pickle")
-        with open(table, "wb") as out:
-            pickle.dump((far.requests, far.table), out)
-        proc = subprocess.Popen(
-            [sys.executable, "-c", _PTY_FAR_END, table, str(master)], pass_fds=[master]
-        )
-        link = SerialLink(parse_link_url(f"serial://{os.ttyname(slave)}"), {})
-        try:
-            await link.open()
-            session = JbdSession(_ctx(link, variants["serial"]))
-            return await host_cpu(session.read)
-        finally:
-            await link.close()
-            proc.kill()
-            proc.wait()
-            os.close(master)
-            os.close(slave)
-
-
 def _thread_cpu(name_prefix: str) -> Callable[[], float]:
     """A CPU clock of the (first) running thread whose name starts with ``name_prefix``."""
     for thread in threading.enumerate():
@@ -504,7 +440,6 @@ async def _main() -> dict[str, float]:
         "jbd_can_16s_reader_thread_path_host_us": round(can_thread, 1),
         "jbd_can_16s_virtual_reader_thread_us": round(can_reader, 1),
         "jbd_can_16s_sim_link_host_us": round(can_sim_link, 1),
-        "jbd_serial_16s_pty_host_us": round(await serial_pty_read(variants), 1),
         "jbd_serial_16s_with_simulator_us": round(await serial_read(variants, recorded=False), 1),
         "jbd_ble_16s_with_simulator_us": round(await ble_read(variants, recorded=False), 1),
         "jbd_can_16s_with_simulator_us": round(await can_read_with_simulator(variants), 1),

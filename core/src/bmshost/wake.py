@@ -22,6 +22,11 @@ class Waker:
         self._deadline = 0.0
 
     @property
+    def busy(self) -> bool:
+        """A wait is in progress (woken or not): a second reader would be a caller's bug."""
+        return self._waiter is not None
+
+    @property
     def waiting(self) -> bool:
         """A reader waits and has not been woken yet (callbacks check this before doing work)."""
         waiter = self._waiter
@@ -29,7 +34,7 @@ class Waker:
 
     async def wait(self, timeout: float) -> None:
         """Return when ``wake`` is called or ``timeout`` seconds pass (no exception either way:
-        the caller looks at its buffer to know which). One reader at a time."""
+        the caller looks at its buffer to know which). One reader at a time (see ``busy``)."""
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         self._waiter = waiter
