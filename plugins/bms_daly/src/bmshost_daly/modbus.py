@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bmshost.checksums import crc16_modbus as crc16_modbus  # re-exported: simulators use it
+from bmshost.checksums import with_modbus_crc
 from bmshost.errors import FrameError
 from bmshost.model import Sample
 from bmshost_daly.options import charge_below_offset, decode_current
@@ -22,28 +24,8 @@ VERSION_COUNT = 0x20
 TEMP_OFFSET = 40
 
 
-def _crc_table() -> list[int]:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-        table.append(crc)
-    return table
-
-
-_TABLE = _crc_table()
-
-
-def crc16_modbus(data: bytes) -> int:
-    crc = 0xFFFF
-    for b in data:
-        crc = (crc >> 8) ^ _TABLE[(crc ^ b) & 0xFF]
-    return crc
-
-
 def with_crc(body: bytes) -> bytes:
-    return body + crc16_modbus(body).to_bytes(2, "little")
+    return with_modbus_crc(body)
 
 
 def build_read(start: int, count: int) -> bytes:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 
+from bmshost.checksums import crc16_modbus
 from bmshost.errors import FrameError
 from bmshost.model import Sample
 
@@ -111,15 +112,6 @@ VENUS: dict[str, str] = {
     "afe_comm": "internal_failure",
     "eeprom": "internal_failure",
 }
-
-
-def crc16_modbus(data: bytes) -> int:
-    crc = 0xFFFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-    return crc
 
 
 def build(address: int, function: int, start: int, end: int, payload: bytes = b"") -> bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bmshost.checksums import crc16_modbus
 from bmshost.errors import FrameError
 from bmshost.model import Sample
 from bmshost_jk import jk02
@@ -23,15 +24,6 @@ TRIGGER_RECORD = {TRIGGER_STATUS: jk02.TYPE_CELLS, TRIGGER_SETTINGS: jk02.TYPE_S
 ADDRESSES = range(1, 16)  # DIP switches; 0 turns the BMS into the bus master - never used
 ACK_LEN = 8
 MAX_GAP = 4  # pad bytes tolerated between the record and its acknowledge
-
-
-def crc16_modbus(data: bytes) -> int:
-    crc = 0xFFFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-    return crc
 
 
 def with_crc(body: bytes) -> bytes:
