@@ -70,6 +70,14 @@ class SimulatedPack:
                 self.cycles += 1
         return current
 
+    def offset_cells(self, ocv: float, resistance: float) -> list[float]:
+        """Cell voltages: the open-circuit ``ocv`` plus the IR drop of the flowing current, each
+        cell a few mV off the mean, more so away from the flat middle of the curve (so cells
+        drift apart as SoC moves, deterministically)."""
+        base = ocv + self.effective_current() * resistance
+        spread = 0.001 + abs(self.soc - 50) / 50 * 0.004
+        return [round(base + spread * ((i * 7) % 5 - 2) / 2, 3) for i in range(self.cells)]
+
     def trip(
         self,
         cells: Sequence[float],

@@ -27,6 +27,25 @@ def parse_addresses(addresses: str | int | None, address: int | None) -> list[in
     return out
 
 
+def make_boards(
+    addresses: str | int | None,
+    address: int | None,
+    serial_prefix: str,
+    *,
+    cells: int,
+    sensors: int,
+    capacity: float,
+    soc: float,
+    current: float,
+) -> dict[int, Pack]:
+    """One simulated pack per board address (a daisy chain), each with its own serial number."""
+    return {
+        b: Pack(cells=cells, sensors=sensors, capacity_ah=capacity, soc=soc, current=current,
+                serial=f"{serial_prefix}{b:05d}")
+        for b in parse_addresses(addresses, address)
+    }
+
+
 def encode_current(current: float, below_is_charge: bool = True) -> int:
     raw = round(30000 - current * 10) if below_is_charge else round(30000 + current * 10)
     return max(0, min(0xFFFF, raw))
@@ -147,17 +166,8 @@ class DalyA5Simulator(Simulator):
         all_cell_frames: int = 0,
         ble: int = 0,
     ) -> None:
-        self.boards = {
-            b: Pack(
-                cells=cells,
-                sensors=sensors,
-                capacity_ah=capacity,
-                soc=soc,
-                current=current,
-                serial=f"DALYSIM{b:05d}",
-            )
-            for b in parse_addresses(addresses, address)
-        }
+        self.boards = make_boards(addresses, address, "DALYSIM", cells=cells, sensors=sensors,
+                                  capacity=capacity, soc=soc, current=current)
         self.all_cell_frames = bool(all_cell_frames)
         self.ble = bool(ble)
         self._buf = bytearray()

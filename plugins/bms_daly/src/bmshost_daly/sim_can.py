@@ -9,7 +9,7 @@ from bmshost.link import CanFrame
 from bmshost.model import Sample
 from bmshost_daly import a5, can_codec
 from bmshost_daly.pack import Pack
-from bmshost_daly.sim_a5 import pack_state, parse_addresses, payloads_for
+from bmshost_daly.sim_a5 import make_boards, pack_state, payloads_for
 
 
 class DalyCanSimulator(Simulator):
@@ -25,17 +25,8 @@ class DalyCanSimulator(Simulator):
         soc: float = 60.0,
         current: float = 0.0,
     ) -> None:
-        self.boards = {
-            b: Pack(
-                cells=cells,
-                sensors=sensors,
-                capacity_ah=capacity,
-                soc=soc,
-                current=current,
-                serial=f"DALYCAN{b:05d}",
-            )
-            for b in parse_addresses(addresses, address)
-        }
+        self.boards = make_boards(addresses, address, "DALYCAN", cells=cells, sensors=sensors,
+                                  capacity=capacity, soc=soc, current=current)
         self.received: list[CanFrame] = []
 
     @property

@@ -42,9 +42,7 @@ class Pack(SimulatedPack):
             raise ValueError("sensors must be 1..4")
 
     def cell_voltages(self) -> list[float]:
-        base = ocv(self.soc) + self.effective_current() * INTERNAL_RESISTANCE
-        spread = 0.001 + abs(self.soc - 50) / 50 * 0.004
-        return [round(base + spread * ((i * 7) % 5 - 2) / 2, 3) for i in range(self.cells)]
+        return self.offset_cells(ocv(self.soc), INTERNAL_RESISTANCE)
 
     def balancing(self) -> list[bool]:
         cells = self.cell_voltages()
